@@ -1,0 +1,448 @@
+//! Administrative operations shared by every front end (CLI now, REST API later). Each one
+//! validates its input, changes the store, writes an audit event with before/after, and ends
+//! sessions where the change calls for it.
+
+use crate::app::Core;
+use crate::audit::{self, Actor};
+use crate::directory::{self, normalize_email, valid_email};
+use crate::revocation::{self, Invalidate};
+use crate::store::{self, NewUser, StoreError, UserRow};
+use serde_json::json;
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum OpError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("no user with email {0}")]
+    NoUser(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Store(#[from] StoreError),
+}
+
+pub type OpResult<T> = Result<T, OpError>;
+
+/// The outcome of an operation that ended sessions: how many, and how many running instances
+/// had not confirmed within the wait (0 = effective everywhere).
+#[derive(Debug, Default, serde::Serialize)]
+pub struct Revoked {
+    pub sessions: u64,
+    pub instances_pending: i64,
+}
+
+pub struct Ops<'a> {
+    pub core: &'a Core,
+    pub actor: Actor,
+}
+
+impl Ops<'_> {
+    async fn audit(
+        &self,
+        action: &str,
+        target: &str,
+        target_id: Option<&str>,
+        details: serde_json::Value,
+    ) {
+        audit::record(
+            &self.core.store,
+            audit::Event {
+                action,
+                outcome: "success",
+                actor: &self.actor,
+                target,
+                target_user_id: target_id,
+                ip: "",
+                details,
+            },
+        )
+        .await;
+    }
+
+    pub async fn user(&self, email: &str) -> OpResult<UserRow> {
+        self.core
+            .store
+            .user_by_email(&normalize_email(email))
+            .await?
+            .ok_or_else(|| OpError::NoUser(email.trim().to_string()))
+    }
+
+    /// Publishes the invalidation and waits (up to 3 s) for every running instance to apply it.
+    async fn invalidate(&self, what: Invalidate) -> OpResult<i64> {
+        let id = self.core.invalidate(what).await?;
+        Ok(revocation::await_instances(&self.core.store, id, Duration::from_secs(3)).await?)
+    }
+
+    async fn end_sessions(&self, user: &UserRow, reason: &str) -> OpResult<Revoked> {
+        let n = self
+            .core
+            .store
+            .revoke_user_sessions(&user.id, reason, store::now())
+            .await?;
+        let pending = self.invalidate(Invalidate::User(user.id.clone())).await?;
+        Ok(Revoked {
+            sessions: n,
+            instances_pending: pending,
+        })
+    }
+
+    pub fn check_password(&self, password: &str, email: &str) -> OpResult<()> {
+        let unmet = crate::auth::policy::check(&self.core.config.password_policy, password, email);
+        if unmet.is_empty() {
+            Ok(())
+        } else {
+            Err(OpError::Invalid(crate::auth::policy::describe(&unmet)))
+        }
+    }
+
+    async fn role_exists(&self, role: &str) -> OpResult<()> {
+        match self.core.store.role(role).await? {
+            Some(_) => Ok(()),
+            None => Err(OpError::Invalid(format!(
+                "no role named {role:?} (create it with `gatehouse admin role create`)"
+            ))),
+        }
+    }
+
+    pub async fn create_user(
+        &self,
+        email: &str,
+        name: &str,
+        roles: &[(String, String)],
+        password: Option<&str>,
+        must_change: bool,
+    ) -> OpResult<UserRow> {
+        let email = email.trim();
+        if !valid_email(email) {
+            return Err(OpError::Invalid(format!(
+                "--email: {email:?} is not an email address"
+            )));
+        }
+        for (role, _) in roles {
+            self.role_exists(role).await?;
+        }
+        let hash = match password {
+            Some(p) => {
+                self.check_password(p, email)?;
+                Some(
+                    self.core
+                        .passwords
+                        .hash(p)
+                        .await
+                        .map_err(|e| OpError::Invalid(e.to_string()))?,
+                )
+            }
+            None => None,
+        };
+        let id = uuid::Uuid::now_v7().to_string();
+        let now = store::now();
+        match self
+            .core
+            .store
+            .insert_user(
+                &NewUser {
+                    id: &id,
+                    email,
+                    email_normalized: &normalize_email(email),
+                    name: name.trim(),
+                    status: "active",
+                    password_hash: hash.as_deref(),
+                    password_must_change: must_change,
+                },
+                now,
+            )
+            .await
+        {
+            Err(StoreError::Conflict) => {
+                return Err(OpError::Conflict(format!(
+                    "a user with email {email} already exists"
+                )));
+            }
+            other => other?,
+        }
+        for (role, app) in roles {
+            self.core.store.grant(&id, role, app, now).await?;
+        }
+        let roles_json: Vec<String> = roles.iter().map(|(r, a)| format!("{r}@{a}")).collect();
+        self.audit(
+            "user.create",
+            email,
+            Some(&id),
+            json!({ "after": { "email": email, "name": name.trim(), "status": "active", "roles": roles_json, "password_set": password.is_some() } }),
+        )
+        .await;
+        self.user(email).await
+    }
+
+    pub async fn set_status(&self, email: &str, status: &str) -> OpResult<(UserRow, Revoked)> {
+        let user = self.user(email).await?;
+        self.core
+            .store
+            .set_user_status(&user.id, status, store::now())
+            .await?;
+        let revoked = if status == "active" {
+            Revoked::default()
+        } else {
+            self.end_sessions(&user, status).await?
+        };
+        let action = if status == "active" {
+            "user.unblock"
+        } else {
+            "user.block"
+        };
+        self.audit(
+            action,
+            &user.email,
+            Some(&user.id),
+            json!({ "before": { "status": user.status }, "after": { "status": status }, "sessions_ended": revoked.sessions }),
+        )
+        .await;
+        Ok((self.user(email).await?, revoked))
+    }
+
+    pub async fn unlock(&self, email: &str) -> OpResult<UserRow> {
+        let user = self.user(email).await?;
+        self.core.store.clear_failures(&user.id).await?;
+        self.audit(
+            "user.unlock",
+            &user.email,
+            Some(&user.id),
+            json!({ "before": { "failed_count": user.failed_count, "locked_until": user.locked_until }, "after": { "failed_count": 0, "locked_until": null } }),
+        )
+        .await;
+        self.user(email).await
+    }
+
+    pub async fn reset_mfa(&self, email: &str) -> OpResult<(UserRow, Revoked)> {
+        let user = self.user(email).await?;
+        self.core.store.clear_mfa(&user.id, store::now()).await?;
+        let revoked = self.end_sessions(&user, "mfa_reset").await?;
+        self.audit(
+            "mfa.reset",
+            &user.email,
+            Some(&user.id),
+            json!({ "before": { "totp": user.totp_secret.is_some() }, "after": { "totp": false }, "sessions_ended": revoked.sessions }),
+        )
+        .await;
+        Ok((self.user(email).await?, revoked))
+    }
+
+    /// Sets a temporary password that must be changed at the next sign-in; ends all sessions.
+    pub async fn set_temp_password(&self, email: &str, password: &str) -> OpResult<Revoked> {
+        let user = self.user(email).await?;
+        self.check_password(password, &user.email)?;
+        let hash = self
+            .core
+            .passwords
+            .hash(password)
+            .await
+            .map_err(|e| OpError::Invalid(e.to_string()))?;
+        self.core
+            .store
+            .set_password(&user.id, &hash, true, store::now())
+            .await?;
+        self.core.store.clear_failures(&user.id).await?;
+        let revoked = self.end_sessions(&user, "temporary_password").await?;
+        self.audit(
+            "password.temporary",
+            &user.email,
+            Some(&user.id),
+            json!({ "after": { "must_change": true }, "sessions_ended": revoked.sessions }),
+        )
+        .await;
+        Ok(revoked)
+    }
+
+    pub async fn anonymize(&self, email: &str) -> OpResult<(String, Revoked)> {
+        let user = self.user(email).await?;
+        let revoked = self.end_sessions(&user, "anonymized").await?;
+        let pseudonym = format!("anonymized-{}@invalid", &crypto_suffix(&user.id));
+        self.audit(
+            "user.anonymize",
+            &user.email,
+            Some(&user.id),
+            json!({ "pseudonym": pseudonym }),
+        )
+        .await;
+        self.core
+            .store
+            .anonymize_user(&user.id, &user.email, &pseudonym, store::now())
+            .await?;
+        Ok((pseudonym, revoked))
+    }
+
+    pub async fn delete(&self, email: &str) -> OpResult<Revoked> {
+        let user = self.user(email).await?;
+        let revoked = self.end_sessions(&user, "deleted").await?;
+        self.core.store.delete_user(&user.id).await?;
+        self.audit(
+            "user.delete",
+            &user.email,
+            Some(&user.id),
+            json!({ "before": { "email": user.email, "status": user.status } }),
+        )
+        .await;
+        Ok(revoked)
+    }
+
+    pub async fn create_role(&self, name: &str, seat: &str, description: &str) -> OpResult<()> {
+        if !crate::config::valid_name(name) {
+            return Err(OpError::Invalid(
+                "--name: 1-64 of a-z, 0-9, '-', '_'".into(),
+            ));
+        }
+        if seat != "limited" && seat != "modify" {
+            return Err(OpError::Invalid("--seat: must be limited or modify".into()));
+        }
+        match self
+            .core
+            .store
+            .create_role(name, seat, description, store::now())
+            .await
+        {
+            Err(StoreError::Conflict) => {
+                return Err(OpError::Conflict(format!("role {name} already exists")));
+            }
+            other => other?,
+        }
+        self.audit(
+            "role.create",
+            name,
+            None,
+            json!({ "after": { "name": name, "seat": seat, "description": description } }),
+        )
+        .await;
+        Ok(())
+    }
+
+    /// Grants or revokes `role` on `app` (`*` = every app). Returns false if nothing changed.
+    pub async fn set_grant(
+        &self,
+        email: &str,
+        role: &str,
+        app: &str,
+        grant: bool,
+    ) -> OpResult<bool> {
+        let user = self.user(email).await?;
+        self.role_exists(role).await?;
+        let now = store::now();
+        let changed = if grant {
+            self.core.store.grant(&user.id, role, app, now).await?
+        } else {
+            self.core.store.revoke(&user.id, role, app).await?
+        };
+        if changed {
+            // Cached rights of this user are stale everywhere.
+            self.invalidate(Invalidate::User(user.id.clone())).await?;
+            self.audit(
+                if grant { "grant.add" } else { "grant.remove" },
+                &user.email,
+                Some(&user.id),
+                json!({ "role": role, "app": app }),
+            )
+            .await;
+        }
+        Ok(changed)
+    }
+
+    pub async fn create_api_token(&self, name: &str) -> OpResult<String> {
+        if name.trim().is_empty() {
+            return Err(OpError::Invalid("--name: must not be empty".into()));
+        }
+        let token = format!("gh_{}", crate::crypto::random_token());
+        let id = uuid::Uuid::now_v7().to_string();
+        match self
+            .core
+            .store
+            .insert_api_token(
+                &id,
+                name.trim(),
+                &crate::crypto::sha256_hex(token.as_bytes()),
+                store::now(),
+            )
+            .await
+        {
+            Err(StoreError::Conflict) => {
+                return Err(OpError::Conflict(format!(
+                    "a token named {name} already exists"
+                )));
+            }
+            other => other?,
+        }
+        self.audit("token.create", name.trim(), None, json!({ "id": id }))
+            .await;
+        Ok(token)
+    }
+
+    pub async fn revoke_session_by_id(&self, id: &str) -> OpResult<Revoked> {
+        let Some(row) = self.core.store.session_by_id(id).await? else {
+            return Err(OpError::Invalid(format!("--id: no session {id}")));
+        };
+        let hash = self
+            .core
+            .store
+            .revoke_session(id, "admin", store::now())
+            .await?;
+        let mut revoked = Revoked::default();
+        if let Some(hash) = hash {
+            revoked.sessions = 1;
+            revoked.instances_pending = self.invalidate(Invalidate::Session(hash)).await?;
+        }
+        let email = self
+            .core
+            .store
+            .user_by_id(&row.user_id)
+            .await?
+            .map(|u| u.email)
+            .unwrap_or_default();
+        self.audit(
+            "session.revoke",
+            &email,
+            Some(&row.user_id),
+            json!({ "session": id }),
+        )
+        .await;
+        Ok(revoked)
+    }
+
+    pub async fn revoke_sessions_of(&self, email: &str) -> OpResult<Revoked> {
+        let user = self.user(email).await?;
+        let revoked = self.end_sessions(&user, "admin").await?;
+        self.audit(
+            "session.revoke",
+            &user.email,
+            Some(&user.id),
+            json!({ "sessions": revoked.sessions }),
+        )
+        .await;
+        Ok(revoked)
+    }
+
+    pub fn display_status<'b>(&self, user: &'b UserRow) -> &'b str {
+        directory::display_status(&user.status, user.locked_until, store::now())
+    }
+}
+
+fn crypto_suffix(id: &str) -> String {
+    crate::crypto::sha256_hex(id.as_bytes())[..12].to_string()
+}
+
+/// A temporary password that satisfies any policy: 20 characters with every class.
+pub fn generate_temp_password() -> String {
+    const SETS: [&[u8]; 4] = [
+        b"ABCDEFGHJKLMNPQRSTUVWXYZ",
+        b"abcdefghijkmnpqrstuvwxyz",
+        b"23456789",
+        b"!#%+-=?@",
+    ];
+    let bytes = crate::crypto::random_bytes::<20>();
+    bytes
+        .iter()
+        .enumerate()
+        .map(|(i, b)| {
+            let set = SETS[i % 4];
+            set[*b as usize % set.len()] as char
+        })
+        .collect()
+}

@@ -1,0 +1,239 @@
+//! The running service: shared state, router assembly, serve with graceful shutdown.
+
+use crate::auth::csrf::Csrf;
+use crate::auth::lockout::Lockout;
+use crate::auth::password::Passwords;
+use crate::auth::session::Sessions;
+use crate::config::{Config, MasterKey};
+use crate::crypto::{self, Keys};
+use crate::revocation::{self, Invalidate};
+use crate::store::{self, Store};
+use crate::web::{Templates, client::TrustedProxies, cookies::CookieSpec};
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use std::sync::Arc;
+use std::time::Duration;
+use tower_http::set_header::SetResponseHeaderLayer;
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Everything a request or a CLI command needs; no HTTP types inside.
+pub struct Core {
+    pub config: Config,
+    pub store: Store,
+    pub keys: Keys,
+    pub passwords: Passwords,
+    pub lockout: Lockout,
+    pub sessions: Arc<Sessions>,
+    pub templates: Templates,
+    pub csrf: Csrf,
+}
+
+pub type AppState = Arc<Core>;
+
+impl TrustedProxies for Core {
+    fn trusted_proxies(&self) -> &[ipnet::IpNet] {
+        &self.config.server.trusted_proxies
+    }
+}
+
+/// Resolves the master key, creating the dev key file when the config allows it.
+fn master_key(config: &Config) -> Result<Vec<u8>, BoxError> {
+    match &config.secrets.master_key {
+        MasterKey::Loaded(k) => Ok(k.expose().clone()),
+        MasterKey::CreateAt(path) => {
+            let key = crypto::random_bytes::<32>();
+            let text = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, key);
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)?;
+            }
+            let mut opts = std::fs::OpenOptions::new();
+            opts.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+            std::io::Write::write_all(&mut opts.open(path)?, text.as_bytes())?;
+            tracing::warn!(
+                path = %path.display(),
+                "created a new master key file (secrets.create_if_missing); keep it safe and back it up"
+            );
+            Ok(key.to_vec())
+        }
+    }
+}
+
+impl Core {
+    /// Connects, migrates, applies config-declared roles.
+    pub async fn open(config: Config) -> Result<Arc<Core>, BoxError> {
+        let key = master_key(&config)?;
+        let store = Store::connect(
+            config.database.url.expose(),
+            config.database.max_connections,
+        )
+        .await?;
+        store.migrate().await?;
+        let now = store::now();
+        for r in &config.roles {
+            store
+                .upsert_role(&r.name, &r.seat, &r.description, now)
+                .await?;
+        }
+        Ok(Arc::new(Core {
+            keys: Keys::new(&key),
+            passwords: Passwords::new(&config.password_hashing)?,
+            lockout: Lockout::new(config.lockout.clone()),
+            sessions: Arc::new(Sessions::new(config.session.clone())),
+            templates: Templates::new(),
+            csrf: Csrf::new(config.public_is_https()),
+            store,
+            config,
+        }))
+    }
+
+    /// Applies an invalidation here at once and publishes it to every other instance.
+    pub async fn invalidate(&self, what: Invalidate) -> store::Result<i64> {
+        match &what {
+            Invalidate::Session(h) => self.sessions.forget_token_hash(h).await,
+            Invalidate::User(u) => self.sessions.forget_user(u),
+        }
+        revocation::publish(&self.store, &what).await
+    }
+
+    pub fn cookie_spec(&self) -> CookieSpec<'_> {
+        CookieSpec {
+            secure: self.config.public_is_https(),
+            domain: self.config.session.cookie_domain.as_deref(),
+        }
+    }
+
+    pub fn public_url(&self, path: &str) -> String {
+        let mut base = self
+            .config
+            .server
+            .public_url
+            .as_str()
+            .trim_end_matches('/')
+            .to_string();
+        base.push_str(path);
+        base
+    }
+}
+
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+async fn readyz(State(core): State<AppState>) -> impl IntoResponse {
+    match tokio::time::timeout(Duration::from_secs(2), core.store.ping()).await {
+        Ok(Ok(())) => (StatusCode::OK, "ready"),
+        _ => (StatusCode::SERVICE_UNAVAILABLE, "database unavailable"),
+    }
+}
+
+/// The full router. Gateway pages get strict security headers and are never cached.
+pub fn router(core: AppState) -> Router {
+    let pages = crate::auth::routes()
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(
+                "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'; base-uri 'none'",
+            ),
+        ));
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .merge(pages)
+        .with_state(core)
+}
+
+/// First run: while no administrator exists, each start prints a fresh one-time setup link.
+async fn announce_setup(core: &Core) -> Result<(), BoxError> {
+    if core.store.count_admins().await? > 0 {
+        return Ok(());
+    }
+    let token = crypto::random_token();
+    let now = store::now();
+    core.store
+        .insert_setup_token(&crypto::sha256_hex(token.as_bytes()), now, now + 24 * 3600)
+        .await?;
+    let link = core.public_url(&format!("/setup?token={token}"));
+    tracing::warn!(setup_link = %link, "no administrator yet: open the setup link to create the first one (valid 24h, single use)");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+pub async fn serve(config: Config) -> Result<(), BoxError> {
+    let grace = config.server.shutdown_grace;
+    let listen = config.server.listen;
+    let core = Core::open(config).await?;
+    announce_setup(&core).await?;
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let instance_id = uuid::Uuid::now_v7().to_string();
+    let follower = tokio::spawn(revocation::follow(
+        core.store.clone(),
+        core.sessions.clone(),
+        instance_id,
+        stop_rx,
+    ));
+
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, public_url = %core.config.server.public_url, "gatehouse listening");
+
+    let app = router(core.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let (drain_tx, mut drain_rx) = tokio::sync::watch::channel(false);
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = drain_rx.changed().await;
+            })
+            .await
+    });
+    shutdown_signal().await;
+    tracing::info!(grace = ?grace, "shutting down: draining in-flight requests");
+    let _ = drain_tx.send(true);
+    match tokio::time::timeout(grace, server).await {
+        Ok(_) => tracing::info!("all requests drained"),
+        Err(_) => tracing::warn!("grace period over; closing remaining connections"),
+    }
+    let _ = stop_tx.send(true);
+    let _ = follower.await;
+    core.store.close().await;
+    Ok(())
+}

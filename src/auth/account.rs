@@ -1,0 +1,51 @@
+//! `/`: who is signed in, with links to change the password, set up MFA, and sign out.
+
+use super::session::Stage;
+use super::{page, session_at, stage_location, to_login};
+use crate::app::AppState;
+use crate::error::AppError;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+
+pub async fn get_account(
+    State(core): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    let all = [
+        Stage::Active,
+        Stage::Mfa,
+        Stage::MfaEnroll,
+        Stage::PasswordChange,
+    ];
+    let Some((session, user)) = session_at(&core, &headers, &all).await? else {
+        return Ok(to_login("/"));
+    };
+    if session.stage != Stage::Active {
+        return Ok(super::see_other(
+            &stage_location(&core, session.stage, "/"),
+            None,
+        ));
+    }
+    let grants = core.store.grants_of(&user.id).await?;
+    let roles: Vec<String> = grants
+        .iter()
+        .map(|g| {
+            if g.app == "*" {
+                g.role.clone()
+            } else {
+                format!("{}@{}", g.role, g.app)
+            }
+        })
+        .collect();
+    Ok(page(
+        &core,
+        &headers,
+        StatusCode::OK,
+        "account.html",
+        minijinja::context! {
+            email => user.email, name => user.name, roles => roles.join(", "),
+            mfa => user.totp_secret.is_some(),
+        },
+    ))
+}

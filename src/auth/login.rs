@@ -1,0 +1,367 @@
+//! `/login` (email + password), `/login/mfa` (TOTP or recovery code), `/logout`.
+
+use super::lockout::Slot;
+use super::password::Verified;
+use super::session::Stage;
+use super::{advance, check_csrf, end_session, page, session_at, to_login, totp};
+use crate::app::AppState;
+use crate::audit::{self, Actor};
+use crate::directory::normalize_email;
+use crate::error::AppError;
+use crate::store::{self, UserRow};
+use crate::web::ClientInfo;
+use axum::extract::{Form, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+
+/// The only answer to a refused password sign-in, whatever the reason: an unknown address, a
+/// wrong password, a locked or blocked account all read (and weigh, byte for byte) the same.
+const SIGNIN_REFUSED: &str = "Wrong email or password, or the account cannot sign in right now.";
+
+#[derive(Deserialize)]
+pub struct RdQuery {
+    #[serde(default)]
+    pub rd: String,
+}
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    rd: String,
+}
+
+pub async fn get_login(
+    State(core): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<RdQuery>,
+) -> Result<Response, AppError> {
+    if session_at(&core, &headers, &[Stage::Active])
+        .await?
+        .is_some()
+    {
+        return Ok(super::see_other(&super::safe_return(&core, &q.rd), None));
+    }
+    Ok(page(
+        &core,
+        &headers,
+        StatusCode::OK,
+        "login.html",
+        minijinja::context! { rd => q.rd },
+    ))
+}
+
+async fn refuse(
+    core: &crate::app::Core,
+    headers: &HeaderMap,
+    client: &ClientInfo,
+    email: &str,
+    user: Option<&UserRow>,
+    reason: &str,
+    rd: &str,
+) -> Response {
+    core.lockout.record_ip_failure(client.ip);
+    audit::record(
+        &core.store,
+        audit::Event {
+            action: "signin",
+            outcome: "failure",
+            actor: &Actor::anonymous(),
+            target: email,
+            target_user_id: user.map(|u| u.id.as_str()),
+            ip: &client.ip.to_string(),
+            details: serde_json::json!({ "reason": reason, "step": "password" }),
+        },
+    )
+    .await;
+    page(
+        core,
+        headers,
+        StatusCode::UNAUTHORIZED,
+        "login.html",
+        minijinja::context! { rd => rd, error => SIGNIN_REFUSED },
+    )
+}
+
+pub async fn post_login(
+    State(core): State<AppState>,
+    client: ClientInfo,
+    headers: HeaderMap,
+    Form(f): Form<LoginForm>,
+) -> Result<Response, AppError> {
+    check_csrf(&core, &headers, &f.csrf)?;
+    let email = normalize_email(&f.email);
+    if core.lockout.ip_blocked(client.ip) {
+        // Same work as a real attempt, so the throttle is not visible in the timing either.
+        let _ = core.passwords.verify(&f.password, None).await;
+        return Ok(refuse(
+            &core,
+            &headers,
+            &client,
+            &email,
+            None,
+            "ip_throttled",
+            &f.rd,
+        )
+        .await);
+    }
+    let Some(user) = core.store.user_by_email(&email).await? else {
+        let _ = core.passwords.verify(&f.password, None).await;
+        return Ok(refuse(
+            &core,
+            &headers,
+            &client,
+            &email,
+            None,
+            "unknown_account",
+            &f.rd,
+        )
+        .await);
+    };
+    if user.status != "active" {
+        let _ = core.passwords.verify(&f.password, None).await;
+        let reason = format!("status_{}", user.status);
+        return Ok(refuse(
+            &core,
+            &headers,
+            &client,
+            &email,
+            Some(&user),
+            &reason,
+            &f.rd,
+        )
+        .await);
+    }
+    let count = match core.lockout.take_slot(&core.store, &user.id).await? {
+        Slot::Refused => {
+            let _ = core.passwords.verify(&f.password, None).await;
+            return Ok(refuse(
+                &core,
+                &headers,
+                &client,
+                &email,
+                Some(&user),
+                "locked",
+                &f.rd,
+            )
+            .await);
+        }
+        Slot::Taken { count } => count,
+    };
+    match core
+        .passwords
+        .verify(&f.password, user.password_hash.as_deref())
+        .await
+    {
+        Verified::No => {
+            let response = refuse(
+                &core,
+                &headers,
+                &client,
+                &email,
+                Some(&user),
+                "bad_password",
+                &f.rd,
+            )
+            .await;
+            if core.lockout.failed(&core.store, &user.id, count).await? {
+                audit_lockout(&core, &user, &client).await;
+            }
+            Ok(response)
+        }
+        Verified::Yes { rehash } => {
+            core.lockout.succeeded(&core.store, &user.id).await?;
+            if rehash
+                && let (Ok(new), Some(old)) =
+                    (core.passwords.hash(&f.password).await, &user.password_hash)
+            {
+                core.store
+                    .upgrade_password_hash(&user.id, old, &new)
+                    .await?;
+            }
+            advance(&core, &user, vec!["pwd".into()], None, &client, &f.rd).await
+        }
+    }
+}
+
+async fn audit_lockout(core: &crate::app::Core, user: &UserRow, client: &ClientInfo) {
+    let until = match core.config.lockout.lock_for {
+        Some(d) => serde_json::json!(audit::format_time(store::now() + d.as_secs() as i64)),
+        None => serde_json::json!("manual unlock"),
+    };
+    audit::record(
+        &core.store,
+        audit::Event {
+            action: "lockout",
+            outcome: "success",
+            actor: &Actor::system(),
+            target: &user.email,
+            target_user_id: Some(&user.id),
+            ip: &client.ip.to_string(),
+            details: serde_json::json!({ "failures": core.config.lockout.max_failures, "until": until }),
+        },
+    )
+    .await;
+}
+
+#[derive(Deserialize)]
+pub struct CodeForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    code: String,
+    #[serde(default)]
+    rd: String,
+}
+
+pub async fn get_mfa(
+    State(core): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<RdQuery>,
+) -> Result<Response, AppError> {
+    if session_at(&core, &headers, &[Stage::Mfa]).await?.is_none() {
+        return Ok(to_login(&q.rd));
+    }
+    Ok(page(
+        &core,
+        &headers,
+        StatusCode::OK,
+        "mfa.html",
+        minijinja::context! { rd => q.rd },
+    ))
+}
+
+/// Checks a TOTP code (spending its time step) or a recovery code (spending the code).
+async fn code_is_valid(
+    core: &crate::app::Core,
+    user: &UserRow,
+    code: &str,
+) -> Result<bool, AppError> {
+    let now = store::now();
+    let digits: String = code.chars().filter(|c| !c.is_whitespace()).collect();
+    if digits.len() == 6 && digits.bytes().all(|b| b.is_ascii_digit()) {
+        let Some(sealed) = &user.totp_secret else {
+            return Ok(false);
+        };
+        let secret = core
+            .keys
+            .unseal(&format!("totp:{}", user.id), sealed)
+            .map_err(|e| AppError::Internal(e.to_string()))?;
+        let secret =
+            String::from_utf8(secret).map_err(|_| AppError::Internal("bad TOTP secret".into()))?;
+        return match totp::matching_step(&secret, &digits, now as u64) {
+            Some(step) => Ok(core.store.spend_totp_step(&user.id, step as i64).await?),
+            None => Ok(false),
+        };
+    }
+    Ok(core
+        .store
+        .spend_recovery_code(&user.id, &totp::recovery_code_hash(code), now)
+        .await?)
+}
+
+pub async fn post_mfa(
+    State(core): State<AppState>,
+    client: ClientInfo,
+    headers: HeaderMap,
+    Form(f): Form<CodeForm>,
+) -> Result<Response, AppError> {
+    check_csrf(&core, &headers, &f.csrf)?;
+    let Some((session, user)) = session_at(&core, &headers, &[Stage::Mfa]).await? else {
+        return Ok(to_login(&f.rd));
+    };
+    let ip = client.ip.to_string();
+    let fail = |reason: &'static str| {
+        let core = core.clone();
+        let user_id = user.id.clone();
+        let email = user.email.clone();
+        let ip = ip.clone();
+        async move {
+            audit::record(
+                &core.store,
+                audit::Event {
+                    action: "signin",
+                    outcome: "failure",
+                    actor: &Actor::anonymous(),
+                    target: &email,
+                    target_user_id: Some(&user_id),
+                    ip: &ip,
+                    details: serde_json::json!({ "reason": reason, "step": "mfa" }),
+                },
+            )
+            .await;
+        }
+    };
+    let count = match core.lockout.take_slot(&core.store, &user.id).await? {
+        Slot::Refused => {
+            fail("locked").await;
+            end_session(&core, &session, "locked").await?;
+            return Ok(to_login(&f.rd));
+        }
+        Slot::Taken { count } => count,
+    };
+    if code_is_valid(&core, &user, &f.code).await? {
+        core.lockout.succeeded(&core.store, &user.id).await?;
+        let mut amr = session.amr.clone();
+        amr.push("otp".into());
+        return advance(&core, &user, amr, Some(&session), &client, &f.rd).await;
+    }
+    fail("bad_code").await;
+    if core.lockout.failed(&core.store, &user.id, count).await? {
+        audit_lockout(&core, &user, &client).await;
+        end_session(&core, &session, "locked").await?;
+        return Ok(to_login(&f.rd));
+    }
+    Ok(page(
+        &core,
+        &headers,
+        StatusCode::UNAUTHORIZED,
+        "mfa.html",
+        minijinja::context! { rd => f.rd, error => "That code is not valid. Codes work once; wait for the next one." },
+    ))
+}
+
+#[derive(Deserialize)]
+pub struct LogoutForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+pub async fn post_logout(
+    State(core): State<AppState>,
+    client: ClientInfo,
+    headers: HeaderMap,
+    Form(f): Form<LogoutForm>,
+) -> Result<Response, AppError> {
+    check_csrf(&core, &headers, &f.csrf)?;
+    if let Some(s) = super::current_session(&core, &headers).await? {
+        end_session(&core, &s, "signout").await?;
+        let email = core
+            .store
+            .user_by_id(&s.user_id)
+            .await?
+            .map(|u| u.email)
+            .unwrap_or_default();
+        audit::record(
+            &core.store,
+            audit::Event {
+                action: "signout",
+                outcome: "success",
+                actor: &Actor::user(&s.user_id, &email),
+                target: &email,
+                target_user_id: Some(&s.user_id),
+                ip: &client.ip.to_string(),
+                details: serde_json::json!({ "session": s.id }),
+            },
+        )
+        .await;
+    }
+    let clear = crate::web::cookies::clear(&core.config.session_cookie_name(), &core.cookie_spec());
+    Ok(super::see_other("/login", Some(clear)).into_response())
+}

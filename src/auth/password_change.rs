@@ -1,0 +1,166 @@
+//! `/password/change`: forced after a temporary password (only `new_password`), or voluntary
+//! (current `password` + `new_password`). Either way the policy applies and every other
+//! session of the person ends.
+
+use super::lockout::Slot;
+use super::password::Verified;
+use super::session::Stage;
+use super::{advance, check_csrf, page, policy, policy_text, session_at, to_login};
+use crate::app::{AppState, Core};
+use crate::audit::{self, Actor};
+use crate::error::AppError;
+use crate::revocation::Invalidate;
+use crate::store::{self, UserRow};
+use crate::web::ClientInfo;
+use axum::extract::{Form, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use serde::Deserialize;
+
+use super::login::RdQuery;
+
+fn change_page(
+    core: &Core,
+    headers: &HeaderMap,
+    forced: bool,
+    rd: &str,
+    error: Option<&str>,
+    status: StatusCode,
+) -> Response {
+    page(
+        core,
+        headers,
+        status,
+        "password.html",
+        minijinja::context! { forced => forced, rd => rd, error => error, rules => policy_text(core) },
+    )
+}
+
+pub async fn get_change(
+    State(core): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<RdQuery>,
+) -> Result<Response, AppError> {
+    let Some((session, _)) =
+        session_at(&core, &headers, &[Stage::PasswordChange, Stage::Active]).await?
+    else {
+        return Ok(to_login(&q.rd));
+    };
+    Ok(change_page(
+        &core,
+        &headers,
+        session.stage == Stage::PasswordChange,
+        &q.rd,
+        None,
+        StatusCode::OK,
+    ))
+}
+
+#[derive(Deserialize)]
+pub struct ChangeForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    new_password: String,
+    #[serde(default)]
+    rd: String,
+}
+
+/// Checks the policy; the message names every unmet rule.
+pub fn policy_refusal(core: &Core, password: &str, email: &str) -> Option<String> {
+    let unmet = policy::check(&core.config.password_policy, password, email);
+    (!unmet.is_empty()).then(|| policy::describe(&unmet))
+}
+
+pub async fn post_change(
+    State(core): State<AppState>,
+    client: ClientInfo,
+    headers: HeaderMap,
+    Form(f): Form<ChangeForm>,
+) -> Result<Response, AppError> {
+    check_csrf(&core, &headers, &f.csrf)?;
+    let Some((session, user)) =
+        session_at(&core, &headers, &[Stage::PasswordChange, Stage::Active]).await?
+    else {
+        return Ok(to_login(&f.rd));
+    };
+    let forced = session.stage == Stage::PasswordChange;
+    if !forced && !current_password_ok(&core, &user, &f.password).await? {
+        return Ok(change_page(
+            &core,
+            &headers,
+            false,
+            &f.rd,
+            Some("The current password is not correct."),
+            StatusCode::UNAUTHORIZED,
+        ));
+    }
+    if let Some(msg) = policy_refusal(&core, &f.new_password, &user.email) {
+        return Ok(change_page(
+            &core,
+            &headers,
+            forced,
+            &f.rd,
+            Some(&msg),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ));
+    }
+    let hash = core
+        .passwords
+        .hash(&f.new_password)
+        .await
+        .map_err(|e| AppError::Internal(e.to_string()))?;
+    let now = store::now();
+    core.store.set_password(&user.id, &hash, false, now).await?;
+    // Every session of the person ends (a stolen one included); this browser gets a new one.
+    core.store
+        .revoke_user_sessions(&user.id, "password_changed", now)
+        .await?;
+    core.invalidate(Invalidate::User(user.id.clone())).await?;
+    audit::record(
+        &core.store,
+        audit::Event {
+            action: "password.change",
+            outcome: "success",
+            actor: &Actor::user(&user.id, &user.email),
+            target: &user.email,
+            target_user_id: Some(&user.id),
+            ip: &client.ip.to_string(),
+            details: serde_json::json!({ "forced": forced }),
+        },
+    )
+    .await;
+    let Some(user) = core.store.user_by_id(&user.id).await? else {
+        return Ok(to_login(&f.rd));
+    };
+    advance(&core, &user, session.amr.clone(), None, &client, &f.rd).await
+}
+
+/// The current password, checked under the same lockout as sign-in (this form must not become
+/// a way around it).
+async fn current_password_ok(
+    core: &Core,
+    user: &UserRow,
+    password: &str,
+) -> Result<bool, AppError> {
+    let count = match core.lockout.take_slot(&core.store, &user.id).await? {
+        Slot::Refused => return Ok(false),
+        Slot::Taken { count } => count,
+    };
+    match core
+        .passwords
+        .verify(password, user.password_hash.as_deref())
+        .await
+    {
+        Verified::Yes { .. } => {
+            core.lockout.succeeded(&core.store, &user.id).await?;
+            Ok(true)
+        }
+        Verified::No => {
+            core.lockout.failed(&core.store, &user.id, count).await?;
+            Ok(false)
+        }
+    }
+}

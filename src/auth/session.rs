@@ -1,0 +1,244 @@
+//! Server-side sessions behind an opaque cookie.
+//!
+//! The cookie holds 256 random bits; the database keeps only their SHA-256, so a copy of the
+//! database yields no usable cookie. A moka cache in front of the store answers the hot path
+//! without a query; revocations evict from it at once (and on every instance through
+//! `revocation`). Idle time is tracked in memory and written back at most once a minute.
+
+use crate::config::SessionConfig;
+use crate::crypto;
+use crate::store::{self, SessionRow, Store};
+use moka::future::Cache;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+/// Sessions that have not finished signing in (second factor, enrolment, password change) live
+/// at most this long.
+pub const PENDING_TTL: i64 = 10 * 60;
+/// How often `last_seen_at` is written back for an active session.
+const TOUCH_EVERY: i64 = 60;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    PasswordChange,
+    Mfa,
+    MfaEnroll,
+    Active,
+}
+
+impl Stage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::PasswordChange => "password_change",
+            Stage::Mfa => "mfa",
+            Stage::MfaEnroll => "mfa_enroll",
+            Stage::Active => "active",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Stage> {
+        Some(match s {
+            "password_change" => Stage::PasswordChange,
+            "mfa" => Stage::Mfa,
+            "mfa_enroll" => Stage::MfaEnroll,
+            "active" => Stage::Active,
+            _ => return None,
+        })
+    }
+}
+
+/// What the hot path needs to know about a session.
+#[derive(Debug)]
+pub struct Session {
+    pub id: String,
+    pub token_hash: String,
+    pub user_id: String,
+    pub stage: Stage,
+    pub amr: Vec<String>,
+    pub created_at: i64,
+    pub expires_at: i64,
+    last_seen: AtomicI64,
+    last_written: AtomicI64,
+}
+
+impl Session {
+    fn from_row(row: SessionRow) -> Option<Session> {
+        Some(Session {
+            stage: Stage::parse(&row.stage)?,
+            amr: row
+                .amr
+                .split(',')
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect(),
+            id: row.id,
+            token_hash: row.token_hash,
+            user_id: row.user_id,
+            created_at: row.created_at,
+            expires_at: row.expires_at,
+            last_seen: AtomicI64::new(row.last_seen_at),
+            last_written: AtomicI64::new(row.last_seen_at),
+        })
+    }
+}
+
+pub struct NewSession<'a> {
+    pub user_id: &'a str,
+    pub stage: Stage,
+    pub amr: &'a [String],
+    pub ip: &'a str,
+    pub user_agent: &'a str,
+}
+
+pub struct Sessions {
+    cfg: SessionConfig,
+    cache: Cache<String, Arc<Session>>,
+    /// Bumped by every invalidation (see `load`).
+    epoch: std::sync::atomic::AtomicU64,
+}
+
+impl Sessions {
+    pub fn new(cfg: SessionConfig) -> Sessions {
+        Sessions {
+            cache: Cache::builder()
+                .max_capacity(1_000_000)
+                .time_to_idle(Duration::from_secs(15 * 60))
+                .support_invalidation_closures()
+                .build(),
+            epoch: Default::default(),
+            cfg,
+        }
+    }
+
+    /// Creates a session and returns the cookie value (the only place it ever exists in clear).
+    pub async fn create(
+        &self,
+        store: &Store,
+        s: NewSession<'_>,
+    ) -> store::Result<(String, Arc<Session>)> {
+        let token = crypto::random_token();
+        let now = store::now();
+        let ttl = if s.stage == Stage::Active {
+            self.cfg.absolute_timeout.as_secs() as i64
+        } else {
+            PENDING_TTL
+        };
+        let row = SessionRow {
+            id: uuid::Uuid::now_v7().to_string(),
+            token_hash: crypto::sha256_hex(token.as_bytes()),
+            user_id: s.user_id.to_string(),
+            stage: s.stage.as_str().to_string(),
+            amr: s.amr.join(","),
+            ip: s.ip.to_string(),
+            user_agent: s.user_agent.chars().take(256).collect(),
+            created_at: now,
+            last_seen_at: now,
+            expires_at: now + ttl,
+            revoked_at: None,
+        };
+        store.insert_session(&row).await?;
+        let session = Arc::new(Session::from_row(row).expect("stage is valid"));
+        self.cache
+            .insert(session.token_hash.clone(), session.clone())
+            .await;
+        Ok((token, session))
+    }
+
+    /// The live session behind a cookie value, or `None` (unknown, revoked, idle or expired).
+    pub async fn lookup(&self, store: &Store, token: &str) -> store::Result<Option<Arc<Session>>> {
+        if token.len() != 43 {
+            return Ok(None);
+        }
+        let hash = crypto::sha256_hex(token.as_bytes());
+        let now = store::now();
+        let mut session = match self.cache.get(&hash).await {
+            Some(s) => s,
+            None => match self.load(store, &hash, now).await? {
+                Some(s) => s,
+                None => return Ok(None),
+            },
+        };
+        if now >= session.expires_at {
+            self.cache.invalidate(&hash).await;
+            return Ok(None);
+        }
+        if self.idle(&session, now) {
+            // Another instance may have seen the session more recently: ask the database
+            // before ending it.
+            self.cache.invalidate(&hash).await;
+            session = match self.load(store, &hash, now).await? {
+                Some(s) if !self.idle(&s, now) => s,
+                _ => {
+                    self.cache.invalidate(&hash).await;
+                    return Ok(None);
+                }
+            };
+        }
+        session.last_seen.store(now, Ordering::Relaxed);
+        if now - session.last_written.load(Ordering::Relaxed) >= TOUCH_EVERY {
+            session.last_written.store(now, Ordering::Relaxed);
+            store.touch_session(&session.id, now).await?;
+        }
+        Ok(Some(session))
+    }
+
+    fn idle(&self, s: &Session, now: i64) -> bool {
+        let limit = if s.stage == Stage::Active {
+            self.cfg.idle_timeout.as_secs() as i64
+        } else {
+            PENDING_TTL
+        };
+        now - s.last_seen.load(Ordering::Relaxed) > limit
+    }
+
+    async fn load(
+        &self,
+        store: &Store,
+        hash: &str,
+        now: i64,
+    ) -> store::Result<Option<Arc<Session>>> {
+        // An invalidation that lands between our read and our insert must not leave a stale
+        // entry behind: re-read when the epoch moved meanwhile.
+        for _ in 0..3 {
+            let epoch = self.epoch.load(Ordering::SeqCst);
+            let Some(row) = store.session_by_token_hash(hash, now).await? else {
+                return Ok(None);
+            };
+            let Some(s) = Session::from_row(row) else {
+                return Ok(None);
+            };
+            let s = Arc::new(s);
+            if self.epoch.load(Ordering::SeqCst) == epoch {
+                self.cache.insert(hash.to_string(), s.clone()).await;
+                if self.epoch.load(Ordering::SeqCst) == epoch {
+                    return Ok(Some(s));
+                }
+                self.cache.invalidate(hash).await;
+            }
+        }
+        // Invalidations keep racing: answer from the database alone, without caching.
+        Ok(store
+            .session_by_token_hash(hash, now)
+            .await?
+            .and_then(Session::from_row)
+            .map(Arc::new))
+    }
+
+    pub async fn forget_token_hash(&self, hash: &str) {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        self.cache.invalidate(hash).await;
+    }
+
+    pub fn forget_user(&self, user_id: &str) {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        let user_id = user_id.to_string();
+        // Only fails when closures are not enabled, which `new` does.
+        let _ = self
+            .cache
+            .invalidate_entries_if(move |_, s| s.user_id == user_id);
+    }
+
+    pub fn cached_count(&self) -> u64 {
+        self.cache.entry_count()
+    }
+}

@@ -1,0 +1,118 @@
+//! The `gatehouse` command line: `serve`, `check-config`, `migrate`, `admin …`.
+
+use crate::config::{Config, DEFAULT_PATH};
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "gatehouse",
+    version,
+    about = "SSO/OIDC identity provider and identity-aware reverse proxy"
+)]
+pub struct Cli {
+    /// Configuration file.
+    #[arg(long, global = true, default_value = DEFAULT_PATH, env = "GATEHOUSE_CONFIG")]
+    pub config: PathBuf,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run the server (migrations are applied at start).
+    Serve,
+    /// Validate the configuration; report every problem; exit non-zero if any.
+    CheckConfig,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Administration against the server's database.
+    Admin(AdminArgs),
+}
+
+#[derive(Args)]
+pub struct AdminArgs {
+    /// Print one JSON document instead of a human summary.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: crate::admin::cli::AdminCommand,
+}
+
+fn init_logging(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("GATEHOUSE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log.level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stdout);
+    match config.log.format {
+        crate::config::LogFormat::Json => builder.json().flatten_event(true).init(),
+        crate::config::LogFormat::Text => builder.init(),
+    }
+}
+
+fn load(path: &std::path::Path) -> Result<Config, ExitCode> {
+    Config::load(path).map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(2)
+    })
+}
+
+pub fn run() -> ExitCode {
+    let cli = Cli::parse();
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    match cli.command {
+        Command::CheckConfig => match Config::load(&cli.config) {
+            Ok(c) => {
+                println!("{}: configuration is valid", c.file.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(2)
+            }
+        },
+        Command::Serve => {
+            let config = match load(&cli.config) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            init_logging(&config);
+            let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
+            match rt.block_on(crate::app::serve(config)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!(error = %e, "gatehouse stopped");
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Migrate => {
+            let config = match load(&cli.config) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
+            match rt.block_on(crate::app::Core::open(config)) {
+                Ok(_) => {
+                    println!("migrations applied");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Admin(args) => {
+            let config = match load(&cli.config) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
+            rt.block_on(crate::admin::cli::run(config, args.json, args.command))
+        }
+    }
+}

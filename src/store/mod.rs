@@ -1,0 +1,153 @@
+//! Every SQL statement of Gatehouse, one file per table group. Queries are written once in the
+//! dialect both SQLite and PostgreSQL accept (`$1` parameters, `RETURNING`, BIGINT times) and run
+//! through sqlx's `Any` driver; only the migrations differ per backend.
+
+mod audit;
+mod invalidations;
+mod roles;
+mod sessions;
+mod tokens;
+mod users;
+
+pub use audit::{AuditFilter, AuditRow};
+pub use invalidations::Invalidation;
+pub use roles::{GrantRow, RoleRow};
+pub use sessions::SessionRow;
+pub use tokens::ApiTokenRow;
+pub use users::{NewUser, UserRow};
+
+use sqlx::AnyPool;
+use sqlx::any::AnyPoolOptions;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("already exists")]
+    Conflict,
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// A unique-constraint violation becomes `Conflict`; everything else stays a database error.
+fn conflict(e: sqlx::Error) -> StoreError {
+    match &e {
+        sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Conflict,
+        _ => StoreError::Db(e),
+    }
+}
+
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+static MIGRATE_SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
+static MIGRATE_POSTGRES: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
+
+impl Store {
+    /// Connects (creating the SQLite file and its folder when needed). The URL is a secret (it
+    /// may hold a password): it never appears in the error.
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Store> {
+        sqlx::any::install_default_drivers();
+        let (url, backend) = if let Some(rest) = url.strip_prefix("sqlite:") {
+            let path = rest.trim_start_matches("//");
+            let file = path.split('?').next().unwrap_or("");
+            let dir = std::path::Path::new(file).parent();
+            if let Some(dir) = dir.filter(|d| !d.as_os_str().is_empty() && file != ":memory:") {
+                std::fs::create_dir_all(dir).map_err(|e| {
+                    StoreError::Db(sqlx::Error::Configuration(
+                        format!("cannot create the database folder: {}", e.kind()).into(),
+                    ))
+                })?;
+            }
+            let sep = if path.contains('?') { '&' } else { '?' };
+            let mut u = format!("sqlite://{path}");
+            if !path.contains("mode=") {
+                u.push(sep);
+                u.push_str("mode=rwc");
+            }
+            (u, Backend::Sqlite)
+        } else {
+            (url.to_string(), Backend::Postgres)
+        };
+        let mut options = AnyPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_secs(10));
+        if backend == Backend::Sqlite {
+            // WAL lets readers run beside the writer; foreign keys are off by default in
+            // SQLite; busy_timeout makes concurrent writers wait instead of failing.
+            options = options.after_connect(|conn, _| {
+                Box::pin(async move {
+                    use sqlx::Executor;
+                    conn.execute("PRAGMA journal_mode = WAL").await?;
+                    conn.execute("PRAGMA foreign_keys = ON").await?;
+                    conn.execute("PRAGMA busy_timeout = 10000").await?;
+                    conn.execute("PRAGMA synchronous = NORMAL").await?;
+                    Ok(())
+                })
+            });
+        }
+        let pool = options.connect(&url).await.map_err(|e| {
+            // sqlx's connection errors can echo the URL: keep only the kind.
+            StoreError::Db(sqlx::Error::Configuration(
+                format!(
+                    "cannot connect to the database ({})",
+                    redact_connect_error(&e)
+                )
+                .into(),
+            ))
+        })?;
+        Ok(Store { pool, backend })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub async fn migrate(&self) -> Result<()> {
+        match self.backend {
+            Backend::Sqlite => MIGRATE_SQLITE.run(&self.pool).await?,
+            Backend::Postgres => MIGRATE_POSTGRES.run(&self.pool).await?,
+        }
+        Ok(())
+    }
+
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+fn redact_connect_error(e: &sqlx::Error) -> String {
+    match e {
+        sqlx::Error::Io(io) => format!("network or file error: {}", io.kind()),
+        sqlx::Error::Tls(_) => "TLS error".into(),
+        // The server's own message ("database \"x\" does not exist") holds no credential.
+        sqlx::Error::Database(d) => d.message().to_string(),
+        sqlx::Error::PoolTimedOut => "timed out".into(),
+        sqlx::Error::Configuration(_) => "invalid database URL".into(),
+        _ => "connection failed".into(),
+    }
+}

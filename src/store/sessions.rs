@@ -1,0 +1,119 @@
+use super::{Result, Store};
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct SessionRow {
+    pub id: String,
+    pub token_hash: String,
+    pub user_id: String,
+    pub stage: String,
+    pub amr: String,
+    pub ip: String,
+    pub user_agent: String,
+    pub created_at: i64,
+    pub last_seen_at: i64,
+    pub expires_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
+macro_rules! columns {
+    () => {
+        "id, token_hash, user_id, stage, amr, ip, user_agent, created_at, last_seen_at, expires_at, revoked_at"
+    };
+}
+
+impl Store {
+    pub async fn insert_session(&self, s: &SessionRow) -> Result<()> {
+        sqlx::query(concat!(
+            "INSERT INTO sessions (",
+            columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULL)"
+        ))
+        .bind(&s.id)
+        .bind(&s.token_hash)
+        .bind(&s.user_id)
+        .bind(&s.stage)
+        .bind(&s.amr)
+        .bind(&s.ip)
+        .bind(&s.user_agent)
+        .bind(s.created_at)
+        .bind(s.last_seen_at)
+        .bind(s.expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// A live session: not revoked, not past its absolute expiry (idle is checked by the caller).
+    pub async fn session_by_token_hash(&self, hash: &str, now: i64) -> Result<Option<SessionRow>> {
+        Ok(sqlx::query_as(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM sessions WHERE token_hash = $1 AND revoked_at IS NULL AND expires_at > $2"
+        ))
+        .bind(hash)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    pub async fn session_by_id(&self, id: &str) -> Result<Option<SessionRow>> {
+        Ok(sqlx::query_as(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM sessions WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    pub async fn touch_session(&self, id: &str, now: i64) -> Result<()> {
+        sqlx::query("UPDATE sessions SET last_seen_at = $2 WHERE id = $1 AND last_seen_at < $2")
+            .bind(id)
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Revokes one session; returns its token hash when this call revoked it.
+    pub async fn revoke_session(&self, id: &str, reason: &str, now: i64) -> Result<Option<String>> {
+        let row: Option<(String,)> = sqlx::query_as(
+            "UPDATE sessions SET revoked_at = $2, revoked_reason = $3 WHERE id = $1 AND revoked_at IS NULL \
+             RETURNING token_hash",
+        )
+        .bind(id)
+        .bind(now)
+        .bind(reason)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| r.0))
+    }
+
+    /// Revokes every live session of a user; returns how many.
+    pub async fn revoke_user_sessions(&self, user_id: &str, reason: &str, now: i64) -> Result<u64> {
+        let r = sqlx::query(
+            "UPDATE sessions SET revoked_at = $2, revoked_reason = $3 WHERE user_id = $1 AND revoked_at IS NULL",
+        )
+        .bind(user_id)
+        .bind(now)
+        .bind(reason)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected())
+    }
+
+    /// Live sessions, optionally of one user, newest first.
+    pub async fn list_sessions(&self, user_id: Option<&str>, now: i64) -> Result<Vec<SessionRow>> {
+        Ok(sqlx::query_as(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM sessions WHERE revoked_at IS NULL AND expires_at > $1 \
+             AND ($2 = '' OR user_id = $2) ORDER BY created_at DESC"
+        ))
+        .bind(now)
+        .bind(user_id.unwrap_or(""))
+        .fetch_all(&self.pool)
+        .await?)
+    }
+}

@@ -1,0 +1,9 @@
+//! Shared HTTP plumbing: templates, cookies, client address. Kept small on purpose; the
+//! handlers live with their domain (`auth/`, later `proxy/`, `admin/`, ...).
+
+pub mod client;
+pub mod cookies;
+pub mod templates;
+
+pub use client::ClientInfo;
+pub use templates::Templates;

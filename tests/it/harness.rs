@@ -1,0 +1,499 @@
+//! Test harness: a throwaway database, the real server as a child process, a cookie-keeping
+//! HTTP client, and TOTP helpers.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_gatehouse");
+/// A valid master key for tests (base64 of 32 bytes).
+pub const MASTER_KEY: &str = "dGVzdC1tYXN0ZXIta2V5LW5vdC1mb3ItcHJvZHVjdGlvbiE=";
+
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}{}", uuid::Uuid::new_v4().simple())
+}
+
+/// A scratch folder removed on drop.
+pub struct TempDir(pub PathBuf);
+impl TempDir {
+    pub fn new() -> TempDir {
+        let p = std::env::temp_dir().join(unique("gatehouse-test-"));
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The test's own database. With `GATEHOUSE_TEST_DATABASE_URL` (an admin URL of a PostgreSQL
+/// server) a uniquely named database is created and dropped; an unreachable server fails the
+/// test — it never silently falls back to SQLite.
+pub struct TestDb {
+    pub url: String,
+    pg: Option<(String, String)>,
+}
+
+impl TestDb {
+    pub fn new(dir: &TempDir) -> TestDb {
+        match std::env::var("GATEHOUSE_TEST_DATABASE_URL") {
+            Ok(admin) if !admin.is_empty() => {
+                let name = unique("gh_test_");
+                run_pg(&admin, &format!("CREATE DATABASE {name}"));
+                let base = admin
+                    .rsplit_once('/')
+                    .map(|(b, _)| b.to_string())
+                    .unwrap_or(admin.clone());
+                TestDb {
+                    url: format!("{base}/{name}"),
+                    pg: Some((admin, name)),
+                }
+            }
+            _ => TestDb {
+                url: format!("sqlite://{}", dir.path("gatehouse.db").display()),
+                pg: None,
+            },
+        }
+    }
+    pub fn is_postgres(&self) -> bool {
+        self.pg.is_some()
+    }
+}
+
+fn run_pg(admin: &str, sql: &str) {
+    let admin = admin.to_string();
+    let sql = sql.to_string();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            use sqlx::Connection;
+            let mut c = sqlx::PgConnection::connect(&admin)
+                .await
+                .unwrap_or_else(|e| {
+                    panic!("GATEHOUSE_TEST_DATABASE_URL is set but PostgreSQL is unreachable: {e}")
+                });
+            sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                .execute(&mut c)
+                .await
+                .expect("admin SQL");
+        })
+    })
+    .join()
+    .expect("postgres admin thread");
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some((admin, name)) = &self.pg {
+            let _ = std::panic::catch_unwind(|| {
+                run_pg(
+                    admin,
+                    &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+                )
+            });
+        }
+    }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The config every test server starts from; `extra` is appended (later keys win per section
+/// only if the section is not repeated, so tests pass whole sections they change).
+pub fn base_config(port: u16, db: &TestDb, sections: &str) -> String {
+    let mut s = format!(
+        "[server]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"http://127.0.0.1:{port}\"\nshutdown_grace = \"2s\"\n\n\
+         [database]\nurl = \"{}\"\nmax_connections = 8\n\n\
+         [secrets]\nmaster_key_env = \"GATEHOUSE_TEST_MASTER_KEY\"\n\n\
+         [log]\nformat = \"json\"\nlevel = \"info\"\n\n",
+        db.url
+    );
+    // Tests use cheap hashing so that brute-force tests stay fast; production defaults are
+    // checked by the unit tests and the benchmark.
+    if !sections.contains("[password_hashing]") {
+        s.push_str("[password_hashing]\nmemory_kib = 8192\niterations = 1\nparallelism = 1\nmax_concurrent = 2\n\n");
+    }
+    s.push_str(sections);
+    s
+}
+
+pub struct Server {
+    pub port: u16,
+    pub base: String,
+    pub config_path: PathBuf,
+    pub dir: TempDir,
+    pub db: TestDb,
+    child: Child,
+    logs: Arc<Mutex<String>>,
+    env: Vec<(String, String)>,
+}
+
+#[derive(Default)]
+pub struct Options {
+    pub sections: String,
+    pub env: Vec<(String, String)>,
+}
+
+impl Server {
+    pub fn start() -> Server {
+        Self::start_with(Options::default())
+    }
+
+    pub fn start_with(opts: Options) -> Server {
+        let dir = TempDir::new();
+        let db = TestDb::new(&dir);
+        let port = free_port();
+        let config_path = dir.path("gatehouse.toml");
+        std::fs::write(&config_path, base_config(port, &db, &opts.sections)).unwrap();
+        let mut env = vec![(
+            "GATEHOUSE_TEST_MASTER_KEY".to_string(),
+            MASTER_KEY.to_string(),
+        )];
+        env.extend(opts.env);
+        let mut cmd = Command::new(BIN);
+        cmd.arg("--config").arg(&config_path).arg("serve");
+        cmd.current_dir(&dir.0)
+            .envs(env.iter().cloned())
+            .env_remove("GATEHOUSE_LOG");
+        cmd.stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .stdin(Stdio::null());
+        let mut child = cmd.spawn().expect("start gatehouse");
+        let logs = Arc::new(Mutex::new(String::new()));
+        for stream in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let logs = logs.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    let mut l = logs.lock().unwrap();
+                    l.push_str(&line);
+                    l.push('\n');
+                }
+            });
+        }
+        let server = Server {
+            port,
+            base: format!("http://127.0.0.1:{port}"),
+            config_path,
+            dir,
+            db,
+            child,
+            logs,
+            env,
+        };
+        server.wait_healthy();
+        server
+    }
+
+    fn wait_healthy(&self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", self.port)) {
+                use std::io::{Read, Write};
+                let _ = s.write_all(b"GET /healthz HTTP/1.0\r\nHost: x\r\n\r\n");
+                let mut buf = String::new();
+                let _ = s.read_to_string(&mut buf);
+                if buf.starts_with("HTTP/1.0 200") || buf.starts_with("HTTP/1.1 200") {
+                    return;
+                }
+            }
+            if Instant::now() > deadline {
+                panic!("gatehouse did not become healthy; logs:\n{}", self.logs());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn logs(&self) -> String {
+        self.logs.lock().unwrap().clone()
+    }
+
+    /// The one-time setup link printed at first start.
+    pub fn setup_link(&self) -> String {
+        let logs = self.logs();
+        for line in logs.lines() {
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(line)
+                && let Some(link) = v.get("setup_link").and_then(|l| l.as_str())
+            {
+                return link.to_string();
+            }
+        }
+        panic!("no setup link in logs:\n{logs}");
+    }
+
+    /// Runs `gatehouse admin ARGS…` against this server's config and database.
+    pub fn admin(&self, args: &[&str]) -> Output {
+        self.admin_stdin(args, None)
+    }
+
+    pub fn admin_stdin(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("--config")
+            .arg(&self.config_path)
+            .arg("admin")
+            .args(args);
+        cmd.current_dir(&self.dir.0).envs(self.env.iter().cloned());
+        cmd.stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        });
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("run gatehouse admin");
+        if let Some(input) = stdin {
+            use std::io::Write;
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(input.as_bytes())
+                .unwrap();
+        }
+        child.wait_with_output().unwrap()
+    }
+
+    /// `admin …` that must succeed; returns stdout.
+    pub fn admin_ok(&self, args: &[&str]) -> String {
+        let out = self.admin(args);
+        assert!(
+            out.status.success(),
+            "gatehouse admin {args:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Creates an active user with a password (and roles like "admin" or "limited@crm").
+    pub fn create_user(&self, email: &str, password: &str, roles: &[&str]) {
+        let mut args = vec!["user", "create", "--email", email, "--password-stdin"];
+        for r in roles {
+            args.push("--role");
+            args.push(r);
+        }
+        let out = self.admin_stdin(&args, Some(&format!("{password}\n")));
+        assert!(
+            out.status.success(),
+            "user create failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    pub fn browser(&self) -> Browser {
+        Browser::new(&self.base)
+    }
+
+    pub fn stop(mut self) -> String {
+        unsafe_sigterm(self.child.id());
+        let _ = self.child.wait();
+        self.logs()
+    }
+}
+
+fn unsafe_sigterm(pid: u32) {
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(pid.to_string())
+        .status();
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A minimal browser: keeps cookies, never follows redirects (tests look at each hop).
+#[derive(Clone)]
+pub struct Browser {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub cookies: BTreeMap<String, String>,
+}
+
+pub struct Page {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: String,
+}
+
+impl Page {
+    pub fn location(&self) -> String {
+        self.headers
+            .get("location")
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default()
+    }
+    pub fn set_cookies(&self) -> Vec<String> {
+        self.headers
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| v.to_str().unwrap().to_string())
+            .collect()
+    }
+    /// The hidden CSRF token of the page's form.
+    pub fn csrf(&self) -> String {
+        field_value(&self.body, "csrf")
+            .unwrap_or_else(|| panic!("no csrf field in:\n{}", self.body))
+    }
+}
+
+/// The `value` of `<input name="NAME" value="…">` in a page.
+pub fn field_value(body: &str, name: &str) -> Option<String> {
+    let needle = format!("name=\"{name}\" value=\"");
+    let start = body.find(&needle)? + needle.len();
+    let end = body[start..].find('"')? + start;
+    Some(
+        body[start..end]
+            .replace("&#x2f;", "/")
+            .replace("&amp;", "&"),
+    )
+}
+
+impl Browser {
+    pub fn new(base: &str) -> Browser {
+        Browser {
+            base: base.to_string(),
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .timeout(Duration::from_secs(30))
+                .build()
+                .unwrap(),
+            cookies: BTreeMap::new(),
+        }
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    fn url(&self, path: &str) -> String {
+        if path.starts_with("http") {
+            path.to_string()
+        } else {
+            format!("{}{path}", self.base)
+        }
+    }
+
+    async fn finish(&mut self, r: reqwest::Response) -> Page {
+        let status = r.status().as_u16();
+        let headers = r.headers().clone();
+        for c in headers.get_all("set-cookie") {
+            let c = c.to_str().unwrap();
+            let pair = c.split(';').next().unwrap();
+            let (k, v) = pair.split_once('=').unwrap();
+            if v.is_empty() || c.contains("Max-Age=0") {
+                self.cookies.remove(k);
+            } else {
+                self.cookies.insert(k.to_string(), v.to_string());
+            }
+        }
+        let body = r.text().await.unwrap_or_default();
+        Page {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn get(&mut self, path: &str) -> Page {
+        let mut req = self
+            .client
+            .get(self.url(path))
+            .header("accept", "text/html");
+        if !self.cookies.is_empty() {
+            req = req.header("cookie", self.cookie_header());
+        }
+        let r = req.send().await.unwrap();
+        self.finish(r).await
+    }
+
+    pub async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
+        let mut req = self.client.post(self.url(path)).form(form);
+        if !self.cookies.is_empty() {
+            req = req.header("cookie", self.cookie_header());
+        }
+        let r = req.send().await.unwrap();
+        self.finish(r).await
+    }
+
+    /// GETs a form page and posts it with its CSRF token.
+    pub async fn submit(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
+        let page = self.get(path).await;
+        let csrf = page.csrf();
+        let mut fields: Vec<(&str, &str)> = vec![("csrf", &csrf)];
+        fields.extend_from_slice(form);
+        let action = path.split('?').next().unwrap().to_string();
+        self.post(&action, &fields).await
+    }
+
+    /// Password step of sign-in; returns the response to the POST.
+    pub async fn login(&mut self, email: &str, password: &str) -> Page {
+        self.submit("/login", &[("email", email), ("password", password)])
+            .await
+    }
+}
+
+/// The current TOTP code for a base32 secret (as an authenticator app would show it).
+pub fn totp_code(secret_b32: &str) -> String {
+    totp_code_at(
+        secret_b32,
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs(),
+    )
+}
+
+pub fn totp_code_at(secret_b32: &str, t: u64) -> String {
+    let secret = totp_rs::Secret::try_from_base32(secret_b32).unwrap();
+    let totp = totp_rs::Builder::new()
+        .with_secret(secret)
+        .build_noncompliant();
+    totp.generate(t).to_string()
+}
+
+/// The secret shown on the enrolment page.
+pub fn enrolment_secret(body: &str) -> String {
+    let start = body
+        .find("<code id=\"secret\">")
+        .expect("secret on enrolment page")
+        + "<code id=\"secret\">".len();
+    let end = body[start..].find('<').unwrap() + start;
+    body[start..end].to_string()
+}
+
+pub fn recovery_codes(body: &str) -> Vec<String> {
+    body.split("<li><code>")
+        .skip(1)
+        .map(|s| s.split('<').next().unwrap().to_string())
+        .collect()
+}
+
+/// A password that satisfies the default policy.
+pub const GOOD_PASSWORD: &str = "Vq8#zL2m!pR4wX";

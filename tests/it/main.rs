@@ -1,0 +1,9 @@
+//! One integration test binary (links once): each module starts the real `gatehouse` binary on
+//! a free loopback port with its own database (SQLite file, or a fresh PostgreSQL database when
+//! `GATEHOUSE_TEST_DATABASE_URL` is set) and talks HTTP to it.
+
+mod harness;
+
+mod cli;
+mod config;
+mod signin;
