@@ -30,6 +30,8 @@ pub struct Core {
     pub sessions: Arc<Sessions>,
     pub templates: Templates,
     pub csrf: Csrf,
+    pub signer: crate::crypto::signing::Signer,
+    pub proxy: crate::proxy::Proxy,
 }
 
 pub type AppState = Arc<Core>;
@@ -80,8 +82,12 @@ impl Core {
                 .upsert_role(&r.name, &r.seat, &r.description, now)
                 .await?;
         }
+        let keys = Keys::new(&key);
+        let signer = crate::crypto::signing::Signer::load_or_create(&store, &keys).await?;
         Ok(Arc::new(Core {
-            keys: Keys::new(&key),
+            keys,
+            signer,
+            proxy: crate::proxy::Proxy::new(&config),
             passwords: Passwords::new(&config.password_hashing)?,
             lockout: Lockout::new(config.lockout.clone()),
             sessions: Arc::new(Sessions::new(config.session.clone())),
@@ -121,6 +127,10 @@ impl Core {
     }
 }
 
+async fn not_found() -> crate::error::AppError {
+    crate::error::AppError::NotFound
+}
+
 async fn healthz() -> &'static str {
     "ok"
 }
@@ -157,10 +167,31 @@ pub fn router(core: AppState) -> Router {
                 "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'; base-uri 'none'",
             ),
         ));
+    let gateway = Router::new()
+        .route("/.gatehouse/verify", get(crate::proxy::verify::get_verify))
+        .route(
+            "/.gatehouse/callback",
+            get(crate::proxy::handoff::get_callback),
+        )
+        .route(
+            "/.gatehouse/login",
+            get(crate::proxy::handoff::get_app_login),
+        )
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ));
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/.well-known/jwks.json", get(crate::proxy::get_jwks))
         .merge(pages)
+        .merge(gateway)
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            core.clone(),
+            crate::proxy::dispatch,
+        ))
         .with_state(core)
 }
 
@@ -177,6 +208,26 @@ async fn announce_setup(core: &Core) -> Result<(), BoxError> {
     let link = core.public_url(&format!("/setup?token={token}"));
     tracing::warn!(setup_link = %link, "no administrator yet: open the setup link to create the first one (valid 24h, single use)");
     Ok(())
+}
+
+/// Once a minute, records how many modify seats each metered app has in use (the licence
+/// report's quiet minutes; busy minutes are recorded at each admission).
+async fn sample_seats(core: AppState) {
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        tick.tick().await;
+        for app in core.config.apps.iter().filter(|a| a.modify_seats.is_some()) {
+            let licensed = app.modify_seats.unwrap_or(0) as i64;
+            let idle = app.seat_idle_timeout.as_secs() as i64;
+            if let Err(e) = core
+                .store
+                .sample_seat_usage(&app.id, licensed, store::now(), idle)
+                .await
+            {
+                tracing::warn!(app = %app.id, error = %e, "seat usage sample failed");
+            }
+        }
+    }
 }
 
 async fn shutdown_signal() {
@@ -210,6 +261,8 @@ pub async fn serve(config: Config) -> Result<(), BoxError> {
         stop_rx,
     ));
 
+    let sampler = tokio::spawn(sample_seats(core.clone()));
+
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
@@ -233,6 +286,7 @@ pub async fn serve(config: Config) -> Result<(), BoxError> {
         Err(_) => tracing::warn!("grace period over; closing remaining connections"),
     }
     let _ = stop_tx.send(true);
+    sampler.abort();
     let _ = follower.await;
     core.store.close().await;
     Ok(())

@@ -32,6 +32,35 @@ pub enum AdminCommand {
     Session(SessionCommand),
     /// The audit trail.
     Audit(AuditArgs),
+    /// Modify seats (an app's licensed concurrent modify users).
+    #[command(subcommand)]
+    Seats(SeatsCommand),
+}
+
+#[derive(Subcommand)]
+pub enum SeatsCommand {
+    /// Who holds a seat now.
+    List {
+        #[arg(long)]
+        app: String,
+    },
+    /// Frees a user's seat at once.
+    Release {
+        #[arg(long)]
+        app: String,
+        #[arg(long)]
+        email: String,
+    },
+    /// Per day: peak concurrent modify users, licensed seats, minutes over the licence.
+    Report {
+        #[arg(long)]
+        app: String,
+        /// A duration ("30d") or a date ("2026-11-01"); default: 30 days.
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long, value_enum)]
+        format: Option<Format>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -457,6 +486,70 @@ async fn execute(core: &Core, cmd: AdminCommand) -> Result<Out, OpError> {
             Out {
                 text: revoked_text(&r),
                 json: json!({ "revoked": r }),
+            }
+        }
+        AdminCommand::Seats(SeatsCommand::List { app }) => {
+            let rows = ops.seat_holders(&app).await?;
+            let mut text: String = rows
+                .iter()
+                .map(|r| {
+                    format!(
+                        "{:<40} since {}  last active {}\n",
+                        r.email,
+                        audit::format_time(r.acquired_at),
+                        audit::format_time(r.last_active_at)
+                    )
+                })
+                .collect();
+            text.push_str(&format!("{} seat(s) in use", rows.len()));
+            Out {
+                json: json!(
+                    rows.iter()
+                        .map(|r| json!({
+                            "email": r.email, "user_id": r.user_id,
+                            "acquired_at": audit::format_time(r.acquired_at),
+                            "last_active_at": audit::format_time(r.last_active_at),
+                        }))
+                        .collect::<Vec<_>>()
+                ),
+                text,
+            }
+        }
+        AdminCommand::Seats(SeatsCommand::Release { app, email }) => {
+            let released = ops.release_seat(&app, &email).await?;
+            Out {
+                text: if released {
+                    format!("released the seat of {email} on {app}")
+                } else {
+                    format!("{email} held no seat on {app}")
+                },
+                json: json!({ "app": app, "email": email, "released": released }),
+            }
+        }
+        AdminCommand::Seats(SeatsCommand::Report { app, since, format }) => {
+            let since = match &since {
+                Some(s) => audit::parse_since(s).ok_or_else(|| {
+                    OpError::Invalid(format!(
+                        "--since: {s:?} is neither a duration (\"30d\") nor a date (\"2026-11-01\")"
+                    ))
+                })?,
+                None => store::now() - 30 * 86_400,
+            };
+            let days = ops.seat_report(&app, since).await?;
+            let csv = std::iter::once("day,peak,licensed,minutes_over".to_string())
+                .chain(
+                    days.iter()
+                        .map(|d| format!("{},{},{},{}", d.day, d.peak, d.licensed, d.minutes_over)),
+                )
+                .collect::<Vec<_>>()
+                .join("\n");
+            let j = json!(days);
+            Out {
+                text: match format {
+                    Some(Format::Json) => serde_json::to_string_pretty(&j).unwrap_or_default(),
+                    _ => csv,
+                },
+                json: j,
             }
         }
         AdminCommand::Audit(a) => {

@@ -342,6 +342,22 @@ pub async fn post_logout(
     check_csrf(&core, &headers, &f.csrf)?;
     if let Some(s) = super::current_session(&core, &headers).await? {
         end_session(&core, &s, "signout").await?;
+        // Signing out on an app host ends the sign-in it was handed off from (and so every
+        // sibling app-host session); signing out anywhere releases the person's seats.
+        if let Some(parent) = &s.parent_id {
+            for h in core
+                .store
+                .revoke_session(parent, "signout", store::now())
+                .await?
+            {
+                core.invalidate(crate::revocation::Invalidate::Session(h))
+                    .await?;
+            }
+        }
+        if core.store.release_user_seats(&s.user_id).await? > 0 {
+            core.invalidate(crate::revocation::Invalidate::User(s.user_id.clone()))
+                .await?;
+        }
         let email = core
             .store
             .user_by_id(&s.user_id)

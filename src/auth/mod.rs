@@ -57,7 +57,10 @@ pub fn safe_return(core: &Core, rd: &str) -> String {
         return rd.to_string();
     }
     if let Ok(u) = url::Url::parse(rd)
-        && u.origin() == core.config.server.public_url.origin()
+        && (u.origin() == core.config.server.public_url.origin()
+            || ((u.scheme() == "http" || u.scheme() == "https")
+                && u.username().is_empty()
+                && core.proxy.routes.is_app_host(&crate::config::host_of(&u))))
     {
         return u.to_string();
     }
@@ -138,7 +141,7 @@ pub async fn advance_location(
         end_session(core, old, "rotated").await?;
     }
     let ip = client.ip.to_string();
-    let (token, _) = core
+    let (token, session) = core
         .sessions
         .create(
             &core.store,
@@ -148,6 +151,7 @@ pub async fn advance_location(
                 amr: &amr,
                 ip: &ip,
                 user_agent: &client.user_agent,
+                parent: None,
             },
         )
         .await?;
@@ -166,18 +170,24 @@ pub async fn advance_location(
         )
         .await;
     }
-    Ok((
-        stage_location(core, stage, rd),
-        session_cookie(core, &token),
-    ))
+    let location = if stage == Stage::Active {
+        crate::proxy::handoff::final_location(core, &session, rd).await?
+    } else {
+        stage_location(core, stage, rd)
+    };
+    Ok((location, session_cookie(core, &token)))
 }
 
 pub async fn end_session(core: &Core, s: &Session, reason: &str) -> Result<(), AppError> {
-    core.store
+    let hashes = core
+        .store
         .revoke_session(&s.id, reason, crate::store::now())
         .await?;
     core.invalidate(Invalidate::Session(s.token_hash.clone()))
         .await?;
+    for h in hashes.into_iter().filter(|h| *h != s.token_hash) {
+        core.invalidate(Invalidate::Session(h)).await?;
+    }
     Ok(())
 }
 

@@ -57,8 +57,12 @@ pub struct Session {
     pub amr: Vec<String>,
     pub created_at: i64,
     pub expires_at: i64,
+    pub parent_id: Option<String>,
     last_seen: AtomicI64,
     last_written: AtomicI64,
+    /// What the proxy derived for this session, per app (identity headers, assertion, seat).
+    /// Kept here so that it dies with the session and with every invalidation of it.
+    pub apps: std::sync::Mutex<Vec<(usize, Arc<crate::proxy::access::AppAccess>)>>,
 }
 
 impl Session {
@@ -76,8 +80,10 @@ impl Session {
             user_id: row.user_id,
             created_at: row.created_at,
             expires_at: row.expires_at,
+            parent_id: row.parent_id,
             last_seen: AtomicI64::new(row.last_seen_at),
             last_written: AtomicI64::new(row.last_seen_at),
+            apps: Default::default(),
         })
     }
 }
@@ -88,6 +94,8 @@ pub struct NewSession<'a> {
     pub amr: &'a [String],
     pub ip: &'a str,
     pub user_agent: &'a str,
+    /// A session on an app host, handed off from this (id, absolute expiry) session.
+    pub parent: Option<(&'a str, i64)>,
 }
 
 pub struct Sessions {
@@ -133,8 +141,12 @@ impl Sessions {
             user_agent: s.user_agent.chars().take(256).collect(),
             created_at: now,
             last_seen_at: now,
-            expires_at: now + ttl,
+            expires_at: match s.parent {
+                Some((_, parent_expiry)) => parent_expiry.min(now + ttl),
+                None => now + ttl,
+            },
             revoked_at: None,
+            parent_id: s.parent.map(|(id, _)| id.to_string()),
         };
         store.insert_session(&row).await?;
         let session = Arc::new(Session::from_row(row).expect("stage is valid"));

@@ -169,6 +169,7 @@ pub async fn post_setup(
                 amr: &["pwd".to_string()],
                 ip: &ip,
                 user_agent: &client.user_agent,
+                parent: None,
             },
         )
         .await?;

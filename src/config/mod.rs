@@ -2,6 +2,7 @@
 //! by [`reader`] into the validated [`Config`] the rest of the code uses. The file format is the
 //! stable, public contract; `Config` is free to change with the implementation.
 
+pub mod app;
 pub mod reader;
 pub mod secret;
 
@@ -28,6 +29,7 @@ pub struct Config {
     pub mfa: MfaConfig,
     pub log: LogConfig,
     pub roles: Vec<RoleConfig>,
+    pub apps: Vec<app::AppConfig>,
 }
 
 #[derive(Debug, Clone)]
@@ -185,6 +187,10 @@ impl Config {
         }
     }
 
+    pub fn public_host(&self) -> String {
+        host_of(&self.server.public_url)
+    }
+
     pub fn public_is_https(&self) -> bool {
         self.server.public_url.scheme() == "https"
     }
@@ -299,6 +305,18 @@ fn read(root: &Section, path: &Path) -> Config {
         });
         s.finish();
     }
+    let apps: Vec<app::AppConfig> = root
+        .array_of_tables("app")
+        .iter()
+        .map(|s| {
+            let a = app::read_app(s);
+            s.finish();
+            a
+        })
+        .collect();
+    app::validate_routes(&apps, &host_of(&server.public_url), &|k, m| {
+        root.problem(k, m)
+    });
     for role in &mfa.required_for_roles {
         if !valid_name(role) {
             root.problem(
@@ -319,6 +337,16 @@ fn read(root: &Section, path: &Path) -> Config {
         mfa,
         log,
         roles,
+        apps,
+    }
+}
+
+/// `host[:port]` as a client sends it for this URL (default ports omitted).
+pub fn host_of(url: &Url) -> String {
+    let host = url.host_str().unwrap_or("").to_ascii_lowercase();
+    match url.port() {
+        Some(p) => format!("{host}:{p}"),
+        None => host,
     }
 }
 

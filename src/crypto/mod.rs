@@ -2,6 +2,8 @@
 //!
 //! Everything uses `ring`, the one crypto provider of the build (rustls and reqwest use it too).
 
+pub mod signing;
+
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use ring::{aead, digest, hkdf, hmac, rand::SecureRandom};

@@ -4,14 +4,18 @@
 
 mod audit;
 mod invalidations;
+mod keys;
 mod roles;
+mod seats;
 mod sessions;
 mod tokens;
 mod users;
 
 pub use audit::{AuditFilter, AuditRow};
 pub use invalidations::Invalidation;
+pub use keys::SigningKeyRow;
 pub use roles::{GrantRow, RoleRow};
+pub use seats::{SeatGrant, SeatRow, UsageRow};
 pub use sessions::SessionRow;
 pub use tokens::ApiTokenRow;
 pub use users::{NewUser, UserRow};

@@ -13,11 +13,13 @@ pub struct SessionRow {
     pub last_seen_at: i64,
     pub expires_at: i64,
     pub revoked_at: Option<i64>,
+    /// For a session created on an app host by a handoff: the session that signed in.
+    pub parent_id: Option<String>,
 }
 
 macro_rules! columns {
     () => {
-        "id, token_hash, user_id, stage, amr, ip, user_agent, created_at, last_seen_at, expires_at, revoked_at"
+        "id, token_hash, user_id, stage, amr, ip, user_agent, created_at, last_seen_at, expires_at, revoked_at, parent_id"
     };
 }
 
@@ -26,7 +28,7 @@ impl Store {
         sqlx::query(concat!(
             "INSERT INTO sessions (",
             columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULL)"
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULL, $11)"
         ))
         .bind(&s.id)
         .bind(&s.token_hash)
@@ -38,6 +40,7 @@ impl Store {
         .bind(s.created_at)
         .bind(s.last_seen_at)
         .bind(s.expires_at)
+        .bind(&s.parent_id)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -76,18 +79,51 @@ impl Store {
         Ok(())
     }
 
-    /// Revokes one session; returns its token hash when this call revoked it.
-    pub async fn revoke_session(&self, id: &str, reason: &str, now: i64) -> Result<Option<String>> {
-        let row: Option<(String,)> = sqlx::query_as(
-            "UPDATE sessions SET revoked_at = $2, revoked_reason = $3 WHERE id = $1 AND revoked_at IS NULL \
-             RETURNING token_hash",
+    /// Revokes one session and the app-host sessions handed off from it; returns the token
+    /// hashes this call revoked (for cache eviction).
+    pub async fn revoke_session(&self, id: &str, reason: &str, now: i64) -> Result<Vec<String>> {
+        let rows: Vec<(String,)> = sqlx::query_as(
+            "UPDATE sessions SET revoked_at = $2, revoked_reason = $3 \
+             WHERE (id = $1 OR parent_id = $1) AND revoked_at IS NULL RETURNING token_hash",
         )
         .bind(id)
         .bind(now)
         .bind(reason)
-        .fetch_optional(&self.pool)
+        .fetch_all(&self.pool)
         .await?;
-        Ok(row.map(|r| r.0))
+        Ok(rows.into_iter().map(|r| r.0).collect())
+    }
+
+    pub async fn insert_handoff(
+        &self,
+        code_hash: &str,
+        session_id: &str,
+        host: &str,
+        expires_at: i64,
+    ) -> Result<()> {
+        sqlx::query("INSERT INTO handoffs (code_hash, session_id, host, expires_at) VALUES ($1, $2, $3, $4)")
+            .bind(code_hash)
+            .bind(session_id)
+            .bind(host)
+            .bind(expires_at)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Spends a handoff code: (session id, host) for exactly one caller, while unexpired.
+    pub async fn take_handoff(
+        &self,
+        code_hash: &str,
+        now: i64,
+    ) -> Result<Option<(String, String)>> {
+        Ok(sqlx::query_as(
+            "DELETE FROM handoffs WHERE code_hash = $1 AND expires_at > $2 RETURNING session_id, host",
+        )
+        .bind(code_hash)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?)
     }
 
     /// Revokes every live session of a user; returns how many.

@@ -1,0 +1,357 @@
+//! Where access to an app is decided: roles, per-path rules, back-office paths, modify seats.
+//! Also builds, once per session and app, the identity headers and the signed assertion, so
+//! the hot path only copies prepared values.
+
+use super::headers::encode_value;
+use crate::app::Core;
+use crate::audit::{self, Actor};
+use crate::auth::session::Session;
+use crate::config::app::{AppConfig, SeatOverflow};
+use crate::error::AppError;
+use crate::store::{self, SeatGrant};
+use axum::http::{HeaderName, HeaderValue};
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+/// Assertions live 5 minutes (SPEC) and are re-signed when less than a minute is left.
+const ASSERTION_TTL: i64 = 300;
+const ASSERTION_RENEW: i64 = 60;
+/// A held seat is confirmed in the database at most this often per session and app.
+const SEAT_REFRESH: i64 = 60;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Seat {
+    Limited,
+    Modify,
+}
+
+impl Seat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Seat::Limited => "limited",
+            Seat::Modify => "modify",
+        }
+    }
+}
+
+/// What one session may do on one app, and the headers that say who it is.
+pub struct AppAccess {
+    pub user_id: String,
+    pub email: String,
+    pub name: String,
+    pub roles: Vec<String>,
+    pub seat: Seat,
+    /// Holds one of the app's `allow_roles`.
+    pub admitted: bool,
+    /// Identity headers except the assertion.
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    assertion: Mutex<Option<(i64, HeaderValue)>>,
+    seat_confirmed_at: AtomicI64,
+    overage_audited_at: AtomicI64,
+}
+
+impl std::fmt::Debug for AppAccess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppAccess")
+            .field("user_id", &self.user_id)
+            .field("roles", &self.roles)
+            .field("seat", &self.seat)
+            .field("admitted", &self.admitted)
+            .finish_non_exhaustive()
+    }
+}
+
+pub enum Decision {
+    Allow(Arc<AppAccess>),
+    Deny {
+        reason: &'static str,
+        access: Arc<AppAccess>,
+    },
+    SeatsFull {
+        frees_at: i64,
+        licensed: u32,
+    },
+}
+
+fn header_name(s: &str) -> HeaderName {
+    HeaderName::from_bytes(s.as_bytes()).expect("validated in config")
+}
+
+/// `*` matches any run of characters (slashes included); everything else literally.
+/// `/admin/*` also covers `/admin` itself.
+pub fn glob_match(pattern: &str, path: &str) -> bool {
+    if let Some(base) = pattern.strip_suffix("/*")
+        && path == base
+    {
+        return true;
+    }
+    let parts: Vec<&str> = pattern.split('*').collect();
+    if parts.len() == 1 {
+        return pattern == path;
+    }
+    let (first, last) = (parts[0], parts[parts.len() - 1]);
+    if !path.starts_with(first) || path.len() < first.len() + last.len() || !path.ends_with(last) {
+        return false;
+    }
+    let mut rest = &path[first.len()..path.len() - last.len()];
+    for mid in &parts[1..parts.len() - 1] {
+        match rest.find(mid) {
+            Some(i) => rest = &rest[i + mid.len()..],
+            None => return false,
+        }
+    }
+    true
+}
+
+/// Percent-decodes, collapses repeated slashes and resolves `.`/`..` segments.
+pub fn normalize_path(path: &str) -> String {
+    let bytes = path.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let Ok(b) = u8::from_str_radix(
+                std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"),
+                16,
+            )
+        {
+            decoded.push(b);
+            i += 3;
+            continue;
+        }
+        decoded.push(bytes[i]);
+        i += 1;
+    }
+    let text = String::from_utf8_lossy(&decoded).replace('\\', "/");
+    let mut out: Vec<&str> = Vec::new();
+    for seg in text.split('/') {
+        match seg {
+            "" | "." => {}
+            ".." => {
+                out.pop();
+            }
+            s => out.push(s),
+        }
+    }
+    let mut p = format!("/{}", out.join("/"));
+    if text.ends_with('/') && p.len() > 1 {
+        p.push('/');
+    }
+    p
+}
+
+impl AppAccess {
+    async fn build(
+        core: &Core,
+        app: &AppConfig,
+        user_id: &str,
+    ) -> Result<Option<AppAccess>, AppError> {
+        let Some(user) = core.store.user_by_id(user_id).await? else {
+            return Ok(None);
+        };
+        if user.status != "active" {
+            return Ok(None);
+        }
+        let grants = core.store.grants_of(user_id).await?;
+        let for_app: Vec<_> = grants
+            .iter()
+            .filter(|g| g.app == "*" || g.app == app.id)
+            .collect();
+        let mut roles: Vec<String> = for_app.iter().map(|g| g.role.clone()).collect();
+        roles.sort();
+        roles.dedup();
+        let seat = if for_app.iter().any(|g| g.seat == "modify") {
+            Seat::Modify
+        } else {
+            Seat::Limited
+        };
+        let admitted = app
+            .allow_roles
+            .iter()
+            .any(|r| r == "*" || roles.contains(r));
+        let h = &app.headers;
+        let headers = vec![
+            (header_name(&h.user), encode_value(&user.id)),
+            (header_name(&h.email), encode_value(&user.email)),
+            (header_name(&h.name), encode_value(&user.name)),
+            (header_name(&h.roles), encode_value(&roles.join(","))),
+            (header_name(&h.seat), encode_value(seat.as_str())),
+        ];
+        Ok(Some(AppAccess {
+            user_id: user.id,
+            email: user.email,
+            name: user.name,
+            roles,
+            seat,
+            admitted,
+            headers,
+            assertion: Mutex::new(None),
+            seat_confirmed_at: AtomicI64::new(0),
+            overage_audited_at: AtomicI64::new(0),
+        }))
+    }
+
+    /// The signed assertion header value, re-signed only near expiry.
+    pub fn assertion(&self, core: &Core, app: &AppConfig, session: &Session) -> HeaderValue {
+        let now = store::now();
+        let mut slot = self.assertion.lock().expect("assertion lock");
+        if let Some((exp, v)) = slot.as_ref()
+            && exp - now > ASSERTION_RENEW
+        {
+            return v.clone();
+        }
+        let claims = serde_json::json!({
+            "iss": core.config.server.public_url.as_str().trim_end_matches('/'),
+            "aud": app.id,
+            "sub": self.user_id,
+            "email": self.email,
+            "name": self.name,
+            "roles": self.roles,
+            "org": serde_json::Value::Null,
+            "seat": self.seat.as_str(),
+            "sid": session.id,
+            "amr": session.amr,
+            "iat": now,
+            "exp": now + ASSERTION_TTL,
+        });
+        let v = HeaderValue::from_str(&core.signer.sign(&claims)).expect("JWS is ASCII");
+        *slot = Some((now + ASSERTION_TTL, v.clone()));
+        v
+    }
+}
+
+/// The session's access to app `idx`, built on first use and kept with the session.
+pub async fn access_for(
+    core: &Core,
+    session: &Session,
+    idx: usize,
+) -> Result<Option<Arc<AppAccess>>, AppError> {
+    if let Some((_, a)) = session
+        .apps
+        .lock()
+        .expect("apps lock")
+        .iter()
+        .find(|(i, _)| *i == idx)
+    {
+        return Ok(Some(a.clone()));
+    }
+    let Some(access) = AppAccess::build(core, &core.config.apps[idx], &session.user_id).await?
+    else {
+        return Ok(None);
+    };
+    let access = Arc::new(access);
+    let mut apps = session.apps.lock().expect("apps lock");
+    if let Some((_, a)) = apps.iter().find(|(i, _)| *i == idx) {
+        return Ok(Some(a.clone()));
+    }
+    apps.push((idx, access.clone()));
+    Ok(Some(access))
+}
+
+/// The access decision for one request of a signed-in session.
+pub async fn decide(
+    core: &Core,
+    session: &Session,
+    idx: usize,
+    path: &str,
+) -> Result<Option<Decision>, AppError> {
+    let app = &core.config.apps[idx];
+    let Some(access) = access_for(core, session, idx).await? else {
+        return Ok(None);
+    };
+    if !access.admitted {
+        return Ok(Some(Decision::Deny {
+            reason: "no_role",
+            access,
+        }));
+    }
+    // Rules are checked against the path as sent and as an upstream may read it (decoded,
+    // dot segments resolved, slashes collapsed): `/%61dmin/`, `//admin` or `/x/../admin` must
+    // not slip past a rule for `/admin/*`.
+    let normalized = normalize_path(path);
+    for p in [path, normalized.as_str()] {
+        if let Some(rule) = app.rules.iter().find(|r| glob_match(&r.path, p)) {
+            if !rule.roles.is_empty() && !rule.roles.iter().any(|r| access.roles.contains(r)) {
+                return Ok(Some(Decision::Deny {
+                    reason: "path_rule",
+                    access,
+                }));
+            }
+            if rule.back_office && access.seat == Seat::Limited {
+                return Ok(Some(Decision::Deny {
+                    reason: "back_office",
+                    access,
+                }));
+            }
+        }
+    }
+    if let (Some(licensed), Seat::Modify) = (app.modify_seats, access.seat) {
+        let now = store::now();
+        if now - access.seat_confirmed_at.load(Ordering::Relaxed) >= SEAT_REFRESH {
+            let grant = core
+                .store
+                .take_seat(
+                    &app.id,
+                    &access.user_id,
+                    licensed as i64,
+                    app.seat_overflow == SeatOverflow::Admit,
+                    now,
+                    app.seat_idle_timeout.as_secs() as i64,
+                )
+                .await?;
+            match grant {
+                SeatGrant::Held => access.seat_confirmed_at.store(now, Ordering::Relaxed),
+                SeatGrant::Over { in_use } => {
+                    access.seat_confirmed_at.store(now, Ordering::Relaxed);
+                    if now - access.overage_audited_at.swap(now, Ordering::Relaxed) > 3600 {
+                        audit::record(
+                            &core.store,
+                            audit::Event {
+                                action: "seat.overage",
+                                outcome: "success",
+                                actor: &Actor::user(&access.user_id, &access.email),
+                                target: &app.id,
+                                target_user_id: Some(&access.user_id),
+                                ip: "",
+                                details: serde_json::json!({ "in_use": in_use, "licensed": licensed }),
+                            },
+                        )
+                        .await;
+                    }
+                }
+                SeatGrant::Full { frees_at } => {
+                    return Ok(Some(Decision::SeatsFull { frees_at, licensed }));
+                }
+            }
+        }
+    }
+    Ok(Some(Decision::Allow(access)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::glob_match;
+
+    #[test]
+    fn globs() {
+        assert!(glob_match("/admin/*", "/admin/users/1"));
+        assert!(!glob_match("/admin/*", "/administrator"));
+        assert!(glob_match("/api/*/export", "/api/v1/export"));
+        assert!(!glob_match("/api/*/export", "/api/v1/import"));
+        assert!(glob_match("/exact", "/exact"));
+        assert!(!glob_match("/exact", "/exact/more"));
+        assert!(glob_match("/admin/*", "/admin"));
+    }
+
+    #[test]
+    fn paths_are_normalised_for_rules() {
+        use super::normalize_path;
+        assert_eq!(normalize_path("/%61dmin/x"), "/admin/x");
+        assert_eq!(normalize_path("//admin//x"), "/admin/x");
+        assert_eq!(normalize_path("/public/../admin/"), "/admin/");
+        assert_eq!(normalize_path("/a%2Fb"), "/a/b");
+        assert_eq!(normalize_path("/%zz"), "/%zz");
+    }
+}

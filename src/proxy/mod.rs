@@ -1,0 +1,301 @@
+//! The identity-aware reverse proxy: the route table, the access decision, identity headers
+//! and the signed assertion, forwarding, forward-auth (`/.gatehouse/verify`), and the handoff
+//! that signs a browser in on an app's own host.
+
+pub mod access;
+pub mod forward;
+pub mod handoff;
+pub mod headers;
+pub mod routes;
+pub mod verify;
+pub mod whoami;
+
+use crate::app::{AppState, Core};
+use crate::audit::{self, Actor};
+use crate::config::app::ALL_PRESET_NAMES;
+use crate::web::client::client_ip;
+use access::{AppAccess, Decision};
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use forward::{Hop, Upstreams, gateway_error};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub struct Proxy {
+    pub routes: routes::Routes,
+    pub upstreams: Upstreams,
+    /// Per app: every identity header name to remove from incoming requests.
+    strip: Vec<Vec<HeaderName>>,
+    /// Denied requests are audited at most once a minute per user, app and reason.
+    denied_audited: moka::sync::Cache<(String, usize, &'static str), ()>,
+}
+
+impl Proxy {
+    pub fn new(config: &crate::config::Config) -> Proxy {
+        let strip = config
+            .apps
+            .iter()
+            .map(|a| {
+                let h = &a.headers;
+                let mut names: Vec<HeaderName> = ALL_PRESET_NAMES
+                    .iter()
+                    .map(|n| HeaderName::from_static(n))
+                    .collect();
+                for n in [
+                    &h.user,
+                    &h.email,
+                    &h.name,
+                    &h.roles,
+                    &h.org,
+                    &h.seat,
+                    &h.assertion,
+                ] {
+                    if let Ok(n) = HeaderName::from_bytes(n.as_bytes())
+                        && !names.contains(&n)
+                    {
+                        names.push(n);
+                    }
+                }
+                names
+            })
+            .collect();
+        Proxy {
+            routes: routes::Routes::new(&config.apps),
+            upstreams: Upstreams::new(&config.apps),
+            strip,
+            denied_audited: moka::sync::Cache::builder()
+                .time_to_live(Duration::from_secs(60))
+                .max_capacity(100_000)
+                .build(),
+        }
+    }
+}
+
+/// The host the client addressed (HTTP/2 `:authority` or HTTP/1 `Host`), lowercased.
+pub fn request_host(uri: &axum::http::Uri, headers: &HeaderMap) -> String {
+    uri.authority()
+        .map(|a| a.as_str())
+        .or_else(|| headers.get(header::HOST).and_then(|h| h.to_str().ok()))
+        .unwrap_or("")
+        .to_ascii_lowercase()
+}
+
+pub fn accepts_html(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/html"))
+}
+
+/// Runs before routing: requests for an app go to the proxy, the rest to the gateway's pages.
+pub async fn dispatch(State(core): State<AppState>, req: Request, next: Next) -> Response {
+    let host = request_host(req.uri(), req.headers());
+    match core.proxy.routes.lookup(&host, req.uri().path()) {
+        Some(idx) => handle(core, idx, host, req).await,
+        None => next.run(req).await,
+    }
+}
+
+/// The URL the browser asked for, as it will be after sign-in.
+pub fn original_url(core: &Core, host: &str, uri: &axum::http::Uri) -> String {
+    format!(
+        "{}://{host}{}",
+        core.config.server.public_url.scheme(),
+        uri.path_and_query().map(|p| p.as_str()).unwrap_or("/")
+    )
+}
+
+pub fn login_url(core: &Core, rd: &str) -> String {
+    core.public_url(&format!(
+        "/login?rd={}",
+        url::form_urlencoded::byte_serialize(rd.as_bytes()).collect::<String>()
+    ))
+}
+
+fn json_response(status: StatusCode, body: serde_json::Value) -> Response {
+    let mut r = (status, body.to_string()).into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+/// Not signed in: a browser navigation goes to sign-in (and comes back to this exact URL);
+/// anything else gets a 401 it can act on.
+fn unauthenticated(
+    core: &Core,
+    host: &str,
+    method: &Method,
+    headers: &HeaderMap,
+    uri: &axum::http::Uri,
+) -> Response {
+    let login = login_url(core, &original_url(core, host, uri));
+    if (method == Method::GET || method == Method::HEAD) && accepts_html(headers) {
+        let mut r = StatusCode::FOUND.into_response();
+        if let Ok(v) = HeaderValue::from_str(&login) {
+            r.headers_mut().insert(header::LOCATION, v);
+        }
+        r.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        return r;
+    }
+    json_response(
+        StatusCode::UNAUTHORIZED,
+        serde_json::json!({ "error": "unauthorized", "message": "Sign in first.", "login_url": login }),
+    )
+}
+
+pub async fn audit_denied(
+    core: &Core,
+    idx: usize,
+    access: &AppAccess,
+    reason: &'static str,
+    path: &str,
+    ip: &str,
+) {
+    let key = (access.user_id.clone(), idx, reason);
+    if core.proxy.denied_audited.contains_key(&key) {
+        return;
+    }
+    core.proxy.denied_audited.insert(key, ());
+    audit::record(
+        &core.store,
+        audit::Event {
+            action: "proxy.denied",
+            outcome: "denied",
+            actor: &Actor::user(&access.user_id, &access.email),
+            target: &core.config.apps[idx].id,
+            target_user_id: Some(&access.user_id),
+            ip,
+            details: serde_json::json!({ "reason": reason, "path": path }),
+        },
+    )
+    .await;
+}
+
+pub fn forbidden(wants_html: bool, reason: &str) -> Response {
+    let message = match reason {
+        "back_office" => "This part of the application is for staff with modify rights only.",
+        "path_rule" => "Your role does not give access to this part of the application.",
+        _ => "Your account has no access to this application. Ask an administrator for a role.",
+    };
+    gateway_error(StatusCode::FORBIDDEN, wants_html, message)
+}
+
+pub fn seats_full(frees_at: i64, licensed: u32, wants_html: bool) -> Response {
+    let wait = (frees_at - crate::store::now()).max(1);
+    let message = format!(
+        "All {licensed} licences are in use. A licence frees up when a modify user has been inactive for a while — the next one by {} (in about {} minute(s)). Try again then.",
+        audit::format_time(frees_at),
+        (wait + 59) / 60
+    );
+    let mut r = gateway_error(StatusCode::SERVICE_UNAVAILABLE, wants_html, &message);
+    if let Ok(v) = HeaderValue::from_str(&wait.to_string()) {
+        r.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    r
+}
+
+/// Adds the identity headers (after removing any the client sent) and the assertion.
+pub fn stamp_identity(
+    core: &Core,
+    idx: usize,
+    headers: &mut HeaderMap,
+    access: &AppAccess,
+    session: &crate::auth::session::Session,
+) {
+    for name in &core.proxy.strip[idx] {
+        headers.remove(name);
+    }
+    for (n, v) in &access.headers {
+        headers.insert(n.clone(), v.clone());
+    }
+    let app = &core.config.apps[idx];
+    if let Ok(n) = HeaderName::from_bytes(app.headers.assertion.as_bytes()) {
+        headers.insert(n, access.assertion(core, app, session));
+    }
+}
+
+async fn handle(core: AppState, idx: usize, host: String, mut req: Request) -> Response {
+    let app = &core.config.apps[idx];
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
+        .unwrap_or(std::net::IpAddr::from([127, 0, 0, 1]));
+    let trusted = &core.config.server.trusted_proxies;
+    let peer_trusted = trusted.iter().any(|n| n.contains(&peer));
+    let ip = client_ip(
+        peer,
+        req.headers()
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok()),
+        trusted,
+    );
+    let wants_html = accepts_html(req.headers());
+    let cookie_name = core.config.session_cookie_name();
+    let session = match crate::web::cookies::get(req.headers(), &cookie_name) {
+        Some(token) => match core.sessions.lookup(&core.store, token).await {
+            Ok(s) => s.filter(|s| s.stage == crate::auth::session::Stage::Active),
+            Err(e) => return crate::error::AppError::from(e).into_response(),
+        },
+        None => None,
+    };
+    let Some(session) = session else {
+        return unauthenticated(&core, &host, req.method(), req.headers(), req.uri());
+    };
+    let path = req.uri().path().to_string();
+    let access = match access::decide(&core, &session, idx, &path).await {
+        Err(e) => return e.into_response(),
+        Ok(None) => return unauthenticated(&core, &host, req.method(), req.headers(), req.uri()),
+        Ok(Some(Decision::Deny { reason, access })) => {
+            audit_denied(&core, idx, &access, reason, &path, &ip.to_string()).await;
+            return forbidden(wants_html, reason);
+        }
+        Ok(Some(Decision::SeatsFull { frees_at, licensed })) => {
+            return seats_full(frees_at, licensed, wants_html);
+        }
+        Ok(Some(Decision::Allow(access))) => access,
+    };
+    let headers = req.headers_mut();
+    stamp_identity(&core, idx, headers, &access, &session);
+    headers::strip_cookies(
+        headers,
+        &[cookie_name.as_str(), core.csrf.cookie_name.as_str()],
+    );
+    let proto = core.config.server.public_url.scheme();
+    let hop = Hop {
+        client_ip: ip,
+        peer_trusted,
+        proto,
+        host: &host,
+    };
+    forward::forward(
+        &core.proxy.upstreams,
+        idx,
+        app,
+        req.map(Body::new),
+        &hop,
+        wants_html,
+    )
+    .await
+}
+
+/// `/.well-known/jwks.json`: the keys that verify assertions.
+pub async fn get_jwks(State(core): State<AppState>) -> Response {
+    let mut r = json_response(StatusCode::OK, core.signer.jwks().clone());
+    r.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=300"),
+    );
+    r
+}
+
+pub type SharedAccess = Arc<AppAccess>;
