@@ -42,11 +42,10 @@ pub async fn get_login(
     headers: HeaderMap,
     Query(q): Query<RdQuery>,
 ) -> Result<Response, AppError> {
-    if session_at(&core, &headers, &[Stage::Active])
-        .await?
-        .is_some()
-    {
-        return Ok(super::see_other(&super::safe_return(&core, &q.rd), None));
+    // Already signed in: straight on (through a handoff when the target is another app host).
+    if let Some((session, _)) = session_at(&core, &headers, &[Stage::Active]).await? {
+        let to = crate::proxy::handoff::final_location(&core, &session, &q.rd).await?;
+        return Ok(super::see_other(&to, None));
     }
     Ok(page(
         &core,

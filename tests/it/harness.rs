@@ -148,6 +148,7 @@ pub struct Server {
 
 #[derive(Default)]
 pub struct Options {
+    /// TOML appended to the base config; `{PORT}` is replaced by the server's port.
     pub sections: String,
     pub env: Vec<(String, String)>,
 }
@@ -162,7 +163,9 @@ impl Server {
         let db = TestDb::new(&dir);
         let port = free_port();
         let config_path = dir.path("gatehouse.toml");
-        std::fs::write(&config_path, base_config(port, &db, &opts.sections)).unwrap();
+        // `{PORT}` in the sections stands for the server's own port (for app hosts on it).
+        let sections = opts.sections.replace("{PORT}", &port.to_string());
+        std::fs::write(&config_path, base_config(port, &db, &sections)).unwrap();
         let mut env = vec![(
             "GATEHOUSE_TEST_MASTER_KEY".to_string(),
             MASTER_KEY.to_string(),
@@ -222,6 +225,11 @@ impl Server {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// The server process id (for reading its memory from /proc).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     pub fn logs(&self) -> String {
@@ -384,7 +392,23 @@ impl Browser {
         }
     }
 
-    fn cookie_header(&self) -> String {
+    /// A browser for another host name that resolves to the server's loopback address (an app
+    /// on its own host). It keeps its own cookies, as a real browser keeps host-only cookies.
+    pub fn for_host(server: &Server, host: &str) -> Browser {
+        Browser {
+            base: format!("http://{host}:{}", server.port),
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .timeout(Duration::from_secs(30))
+                .resolve(host, ([127, 0, 0, 1], server.port).into())
+                .build()
+                .unwrap(),
+            cookies: BTreeMap::new(),
+        }
+    }
+
+    /// The `Cookie` header this browser sends.
+    pub fn cookie_header(&self) -> String {
         self.cookies
             .iter()
             .map(|(k, v)| format!("{k}={v}"))

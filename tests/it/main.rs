@@ -3,7 +3,9 @@
 //! `GATEHOUSE_TEST_DATABASE_URL` is set) and talks HTTP to it.
 
 mod harness;
+mod upstream;
 
 mod cli;
 mod config;
+mod proxy;
 mod signin;
