@@ -239,10 +239,8 @@ async fn handle(
                         if msg.is_close() {
                             break;
                         }
-                        if msg.is_text() || msg.is_binary() {
-                            if ws.send(msg).await.is_err() {
-                                break;
-                            }
+                        if (msg.is_text() || msg.is_binary()) && ws.send(msg).await.is_err() {
+                            break;
                         }
                     }
                 }
