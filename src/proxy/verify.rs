@@ -2,9 +2,15 @@
 //! Caddy `forward_auth`. The original request is described by `X-Original-URL`, or by
 //! `X-Forwarded-Proto`/`-Host`/`-Uri` (Traefik, Caddy), or `X-Original-URI` + `Host` (nginx).
 //! Answers 200 with the identity headers, 401 (or 302 to sign-in with `?redirect=1`), or 403.
+//!
+//! Proxies pass the client's own headers on to this call, and each sets only some of these
+//! (Traefik and Caddy the `X-Forwarded-*` ones, nginx whatever its snippet names). So when the
+//! request is described more than once, every description must agree, or the answer is `400`:
+//! otherwise a client could add an `X-Original-URL` naming a path it may use while asking the
+//! proxy for one it may not.
 
-use super::access::Decision;
-use crate::app::{AppState, Core};
+use super::access::{Decision, normalize_path};
+use crate::app::AppState;
 use crate::web::ClientInfo;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -24,35 +30,114 @@ fn h<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .filter(|v| !v.is_empty())
 }
 
-/// (host, path-and-query) of the request being checked.
-fn original(core: &Core, headers: &HeaderMap) -> Option<(String, String)> {
-    if let Some(u) = h(headers, "x-original-url") {
-        if let Ok(url) = url::Url::parse(u) {
-            let pq = match url.query() {
+/// A header that describes the original request: present at most once (repeated with another
+/// value, it is one description too many).
+fn described<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, &'static str> {
+    let first = h(headers, name);
+    if headers
+        .get_all(name)
+        .iter()
+        .any(|v| Some(v.as_bytes()) != first.map(str::as_bytes))
+    {
+        return Err("A header describing the original request is repeated with different values.");
+    }
+    Ok(first)
+}
+
+/// The request being checked.
+#[derive(Debug, PartialEq)]
+struct Original {
+    /// From `X-Original-URL` or `X-Forwarded-Proto`, when given.
+    scheme: Option<String>,
+    host: String,
+    path_and_query: String,
+}
+
+/// A host for comparison: lowercased, without the default port of either scheme.
+fn host_key(host: &str) -> String {
+    let h = host.trim().to_ascii_lowercase();
+    match h.strip_suffix(":80").or_else(|| h.strip_suffix(":443")) {
+        Some(bare) => bare.to_string(),
+        None => h,
+    }
+}
+
+fn path_of(path_and_query: &str) -> &str {
+    path_and_query.split('?').next().unwrap_or("/")
+}
+
+fn original(headers: &HeaderMap) -> Result<Original, &'static str> {
+    let mut scheme = None;
+    let mut host: Option<String> = None;
+    // Every description of the path (and query), most precise first.
+    let mut uris: Vec<String> = Vec::new();
+    if let Some(u) = described(headers, "x-original-url")? {
+        if u.starts_with('/') {
+            uris.push(u.to_string());
+        } else {
+            let url = url::Url::parse(u)
+                .ok()
+                .filter(|u| matches!(u.scheme(), "http" | "https") && u.has_host())
+                .ok_or("X-Original-URL is neither an http(s) URL nor a path.")?;
+            scheme = Some(url.scheme().to_string());
+            host = Some(crate::config::host_of(&url));
+            uris.push(match url.query() {
                 Some(q) => format!("{}?{q}", url.path()),
                 None => url.path().to_string(),
-            };
-            return Some((crate::config::host_of(&url), pq));
-        }
-        if u.starts_with('/') {
-            let host = h(headers, "x-forwarded-host").or(h(headers, "host"))?;
-            return Some((host.to_ascii_lowercase(), u.to_string()));
+            });
         }
     }
-    let host = h(headers, "x-forwarded-host").or(h(headers, "host"))?;
-    let uri = h(headers, "x-forwarded-uri")
-        .or(h(headers, "x-original-uri"))
-        .unwrap_or("/");
-    let _ = core;
-    Some((host.to_ascii_lowercase(), uri.to_string()))
+    if let Some(fh) = described(headers, "x-forwarded-host")? {
+        match &host {
+            Some(known) if host_key(known) != host_key(fh) => {
+                return Err("X-Original-URL and X-Forwarded-Host name different hosts.");
+            }
+            Some(_) => {}
+            None => host = Some(fh.trim().to_ascii_lowercase()),
+        }
+    }
+    if let Some(p) = described(headers, "x-forwarded-proto")?
+        && scheme.is_none()
+        && (p == "http" || p == "https")
+    {
+        scheme = Some(p.to_string());
+    }
+    for name in ["x-forwarded-uri", "x-original-uri"] {
+        if let Some(u) = described(headers, name)? {
+            uris.push(u.to_string());
+        }
+    }
+    let host = match host {
+        Some(h) => h,
+        None => h(headers, "host").map(|h| h.to_ascii_lowercase()).ok_or(
+            "The original request's host is missing (send X-Original-URL or X-Forwarded-Host).",
+        )?,
+    };
+    let Some(first) = uris.first() else {
+        return Err(
+            "The original request's path is missing (send X-Original-URL, X-Forwarded-Uri or X-Original-URI).",
+        );
+    };
+    let path = normalize_path(path_of(first));
+    if uris.iter().any(|u| normalize_path(path_of(u)) != path) {
+        return Err("The original request is described with different paths.");
+    }
+    Ok(Original {
+        scheme,
+        host,
+        path_and_query: first.clone(),
+    })
 }
 
 fn status(code: StatusCode, message: &str) -> Response {
-    let mut r = (
+    json(
         code,
-        serde_json::json!({ "error": code.canonical_reason(), "message": message }).to_string(),
+        serde_json::json!({ "error": code.canonical_reason(), "message": message }),
     )
-        .into_response();
+}
+
+fn json(code: StatusCode, body: serde_json::Value) -> Response {
+    let mut r = (code, body.to_string()).into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
@@ -68,36 +153,44 @@ pub async fn get_verify(
     headers: HeaderMap,
     Query(q): Query<VerifyQuery>,
 ) -> Response {
-    let Some((host, pq)) = original(&core, &headers) else {
-        return status(
-            StatusCode::BAD_REQUEST,
-            "The original request's host is missing (send X-Original-URL or X-Forwarded-Host).",
-        );
+    let orig = match original(&headers) {
+        Ok(o) => o,
+        Err(message) => return status(StatusCode::BAD_REQUEST, message),
     };
-    let path = pq.split('?').next().unwrap_or("/").to_string();
-    let Some(idx) = core.proxy.routes.lookup(&host, &path) else {
+    let (host, pq) = (&orig.host, &orig.path_and_query);
+    let path = path_of(pq).to_string();
+    let Some(idx) = core.proxy.routes.lookup(host, &path) else {
         return status(
             StatusCode::FORBIDDEN,
             "No app is configured for this host and path.",
         );
     };
-    let scheme = h(&headers, "x-forwarded-proto")
-        .filter(|p| *p == "http" || *p == "https")
+    let scheme = orig
+        .scheme
+        .as_deref()
         .unwrap_or(core.config.server.public_url.scheme());
     let unauthenticated = || {
-        if q.redirect
+        let login = super::login_url(&core, &format!("{scheme}://{host}{pq}"));
+        let redirect = q
+            .redirect
             .as_deref()
-            .is_some_and(|r| r == "1" || r == "true")
-        {
-            let login = super::login_url(&core, &format!("{scheme}://{host}{pq}"));
-            let mut r = StatusCode::FOUND.into_response();
-            if let Ok(v) = HeaderValue::from_str(&login) {
-                r.headers_mut().insert(header::LOCATION, v);
-            }
-            r
+            .is_some_and(|r| r == "1" || r == "true");
+        let mut r = if redirect {
+            StatusCode::FOUND.into_response()
         } else {
-            status(StatusCode::UNAUTHORIZED, "Sign in first.")
+            // The sign-in URL also travels with the 401 (body and `Location`), so that a proxy
+            // can send browsers there itself (nginx: `auth_request_set … $upstream_http_location`).
+            json(
+                StatusCode::UNAUTHORIZED,
+                serde_json::json!({ "error": "unauthorized", "message": "Sign in first.", "login_url": login }),
+            )
+        };
+        if let Ok(v) = HeaderValue::from_str(&login) {
+            r.headers_mut().insert(header::LOCATION, v);
         }
+        r.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        r
     };
     let session = match crate::web::cookies::get(&headers, &core.config.session_cookie_name()) {
         Some(token) => match core.sessions.lookup(&core.store, token).await {
@@ -130,5 +223,108 @@ pub async fn get_verify(
                 .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             r
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (n, v) in pairs {
+            h.append(*n, HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    #[test]
+    fn each_proxy_style_describes_the_request() {
+        let o = original(&headers(&[
+            ("host", "gatehouse:8080"),
+            ("x-original-url", "https://CRM.example.com/a/b?x=1&y=2"),
+        ]))
+        .unwrap();
+        assert_eq!(o.scheme.as_deref(), Some("https"));
+        assert_eq!(o.host, "crm.example.com");
+        assert_eq!(o.path_and_query, "/a/b?x=1&y=2");
+        let o = original(&headers(&[
+            ("host", "gatehouse:8080"),
+            ("x-forwarded-proto", "https"),
+            ("x-forwarded-host", "crm.example.com"),
+            ("x-forwarded-uri", "/admin/x"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            (
+                o.scheme.as_deref(),
+                o.host.as_str(),
+                o.path_and_query.as_str()
+            ),
+            (Some("https"), "crm.example.com", "/admin/x")
+        );
+        let o = original(&headers(&[
+            ("host", "crm.example.com"),
+            ("x-original-uri", "/p?q=1"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            (o.host.as_str(), o.path_and_query.as_str()),
+            ("crm.example.com", "/p?q=1")
+        );
+    }
+
+    #[test]
+    fn descriptions_that_disagree_are_refused() {
+        // Traefik and Caddy set X-Forwarded-Uri/-Host but pass a client's X-Original-URL on.
+        assert!(
+            original(&headers(&[
+                ("x-forwarded-host", "crm.example.com"),
+                ("x-forwarded-uri", "/admin/x"),
+                ("x-original-url", "https://crm.example.com/public"),
+            ]))
+            .is_err()
+        );
+        assert!(
+            original(&headers(&[
+                ("x-forwarded-host", "crm.example.com"),
+                ("x-forwarded-uri", "/admin/x"),
+                ("x-original-url", "https://other.example.com/admin/x"),
+            ]))
+            .is_err()
+        );
+        // An nginx snippet that sets X-Original-URI, with a client-sent X-Forwarded-Uri.
+        assert!(
+            original(&headers(&[
+                ("x-forwarded-host", "crm.example.com"),
+                ("x-original-uri", "/admin/x"),
+                ("x-forwarded-uri", "/public"),
+            ]))
+            .is_err()
+        );
+        // The same path spelled differently is the same request.
+        assert!(
+            original(&headers(&[
+                (
+                    "x-original-url",
+                    "http://crm.example.com:80/a%20b/../c?x=\"1\""
+                ),
+                ("x-forwarded-host", "crm.example.com"),
+                ("x-forwarded-uri", "/a b/../c?x=\"1\""),
+            ]))
+            .is_ok()
+        );
+        // A header repeated with another value is a second description.
+        assert!(
+            original(&headers(&[
+                ("x-forwarded-host", "crm.example.com"),
+                ("x-forwarded-host", "other.example.com"),
+                ("x-forwarded-uri", "/a"),
+            ]))
+            .is_err()
+        );
+        // No path at all is not taken to mean "/".
+        assert!(original(&headers(&[("x-forwarded-host", "crm.example.com")])).is_err());
+        assert!(original(&headers(&[("x-original-url", "javascript:alert(1)")])).is_err());
     }
 }

@@ -104,3 +104,74 @@ fn environment_overrides_apply_and_are_validated() {
     );
     assert!(ok, "{out}");
 }
+
+#[test]
+fn app_routes_that_overlap_or_cover_the_gateway_are_refused() {
+    let (ok, out) = check(
+        r#"
+[server]
+public_url = "http://login.example.com"
+[secrets]
+master_key_env = "SOME_KEY"
+
+[[app]]
+id = "crm"
+host = "crm.example.com"
+upstream = "http://127.0.0.1:9000"
+allow_roles = ["*"]
+
+[[app]]
+id = "crm2"
+host = "CRM.example.com"
+path_prefix = "/"
+upstream = "http://127.0.0.1:9001"
+allow_roles = ["*"]
+
+[[app]]
+id = "hidden"
+host = "shop.example.com"
+path_prefix = "/.gatehouse/x"
+upstream = "http://127.0.0.1:9002"
+allow_roles = ["*"]
+
+[[app]]
+id = "grabber"
+host = "login.example.com"
+path_prefix = "/login"
+upstream = "http://127.0.0.1:9003"
+allow_roles = ["*"]
+
+[[app]]
+id = "bad"
+host = "bad.example.com"
+upstream = "ftp://127.0.0.1"
+allow_roles = []
+headers = "apache"
+seat_overflow = "maybe"
+[[app.rule]]
+path = "admin/*"
+"#,
+        &[("SOME_KEY", MASTER_KEY)],
+    );
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("app[1].path_prefix: overlaps app \"crm\""),
+        "{out}"
+    );
+    assert!(out.contains("/.gatehouse/ is reserved"), "{out}");
+    assert!(
+        out.contains("app[3].path_prefix: on the public host"),
+        "{out}"
+    );
+    for key in [
+        "upstream",
+        "allow_roles",
+        "headers",
+        "seat_overflow",
+        "rule[0].path",
+    ] {
+        assert!(out.contains(key), "{key} not reported: {out}");
+    }
+    // Each problem names its key: the first, valid app is not blamed.
+    assert!(!out.contains("app[0]"), "{out}");
+}

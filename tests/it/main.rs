@@ -7,5 +7,6 @@ mod upstream;
 
 mod cli;
 mod config;
+mod forward_auth;
 mod proxy;
 mod signin;
