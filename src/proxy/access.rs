@@ -17,7 +17,8 @@ use std::sync::atomic::{AtomicI64, Ordering};
 /// Assertions live 5 minutes (SPEC) and are re-signed when less than a minute is left.
 const ASSERTION_TTL: i64 = 300;
 const ASSERTION_RENEW: i64 = 60;
-/// A held seat is confirmed in the database at most this often per session and app.
+/// A held seat is confirmed in the database at most this often per session and app (more often
+/// when `seat_idle_timeout` is under two minutes: every half of it).
 const SEAT_REFRESH: i64 = 60;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -289,7 +290,10 @@ pub async fn decide(
     }
     if let (Some(licensed), Seat::Modify) = (app.modify_seats, access.seat) {
         let now = store::now();
-        if now - access.seat_confirmed_at.load(Ordering::Relaxed) >= SEAT_REFRESH {
+        // Re-confirmed well within the idle timeout, so a seat that lapsed in the database
+        // (and went to someone else) is never kept alive from this cache.
+        let refresh = SEAT_REFRESH.min(app.seat_idle_timeout.as_secs() as i64 / 2);
+        if now - access.seat_confirmed_at.load(Ordering::Relaxed) >= refresh {
             let grant = core
                 .store
                 .take_seat(

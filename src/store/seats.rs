@@ -66,11 +66,22 @@ impl Store {
             .bind(cutoff)
             .execute(&mut *tx)
             .await?;
-        let (in_use,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM seats WHERE app = $1")
-            .bind(app)
-            .fetch_one(&mut *tx)
-            .await?;
-        if in_use >= licensed && !admit_over {
+        // The user is counted once, however many of their requests arrive together: a sibling
+        // request may have taken this user's seat since the refresh above missed it, so the
+        // decision is about the *other* holders, and the user's own seat is simply refreshed.
+        let (others,): (i64,) =
+            sqlx::query_as("SELECT COUNT(*) FROM seats WHERE app = $1 AND user_id <> $2")
+                .bind(app)
+                .bind(user)
+                .fetch_one(&mut *tx)
+                .await?;
+        let (mine,): (i64,) =
+            sqlx::query_as("SELECT COUNT(*) FROM seats WHERE app = $1 AND user_id = $2")
+                .bind(app)
+                .bind(user)
+                .fetch_one(&mut *tx)
+                .await?;
+        if mine == 0 && others >= licensed && !admit_over {
             let (oldest,): (Option<i64>,) =
                 sqlx::query_as("SELECT MIN(last_active_at) FROM seats WHERE app = $1")
                     .bind(app)
@@ -90,7 +101,7 @@ impl Store {
         .bind(now)
         .execute(&mut *tx)
         .await?;
-        let in_use = in_use + 1;
+        let in_use = others + 1;
         // The licence report's peak: the most seats seen in use during this minute.
         sqlx::query(
             "INSERT INTO seat_usage (app, minute, users, licensed) VALUES ($1, $2, $3, $4) \

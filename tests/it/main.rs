@@ -9,4 +9,5 @@ mod cli;
 mod config;
 mod forward_auth;
 mod proxy;
+mod seats;
 mod signin;
