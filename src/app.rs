@@ -177,6 +177,10 @@ pub fn router(core: AppState) -> Router {
             "/.gatehouse/login",
             get(crate::proxy::handoff::get_app_login),
         )
+        .route(
+            "/.gatehouse/logout",
+            get(crate::proxy::handoff::get_logout).post(crate::proxy::handoff::post_logout),
+        )
         .layer(SetResponseHeaderLayer::overriding(
             header::CACHE_CONTROL,
             HeaderValue::from_static("no-store"),

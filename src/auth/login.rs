@@ -339,8 +339,20 @@ pub async fn post_logout(
     Form(f): Form<LogoutForm>,
 ) -> Result<Response, AppError> {
     check_csrf(&core, &headers, &f.csrf)?;
-    if let Some(s) = super::current_session(&core, &headers).await? {
-        end_session(&core, &s, "signout").await?;
+    sign_out(&core, &headers, &client).await?;
+    let clear = crate::web::cookies::clear(&core.config.session_cookie_name(), &core.cookie_spec());
+    Ok(super::see_other("/login", Some(clear)).into_response())
+}
+
+/// Ends the request's session (on the gateway or an app host), the sign-in it was handed off
+/// from with every sibling, and the person's seats; audited.
+pub async fn sign_out(
+    core: &crate::app::Core,
+    headers: &HeaderMap,
+    client: &ClientInfo,
+) -> Result<(), AppError> {
+    if let Some(s) = super::current_session(core, headers).await? {
+        end_session(core, &s, "signout").await?;
         // Signing out on an app host ends the sign-in it was handed off from (and so every
         // sibling app-host session); signing out anywhere releases the person's seats.
         if let Some(parent) = &s.parent_id {
@@ -377,6 +389,5 @@ pub async fn post_logout(
         )
         .await;
     }
-    let clear = crate::web::cookies::clear(&core.config.session_cookie_name(), &core.cookie_spec());
-    Ok(super::see_other("/login", Some(clear)).into_response())
+    Ok(())
 }

@@ -170,3 +170,55 @@ pub async fn get_app_login(
     let back = format!("{}://{host}{path}", core.config.server.public_url.scheme());
     crate::auth::see_other(&super::login_url(&core, &back), None)
 }
+
+/// `GET /.gatehouse/logout` on any host: a sign-out button (a POST with a CSRF token, so that
+/// no cross-site link or image can sign anyone out).
+pub async fn get_logout(
+    State(core): State<AppState>,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
+) -> Response {
+    let host = super::request_host(&uri, &headers);
+    crate::auth::page(
+        &core,
+        &headers,
+        axum::http::StatusCode::OK,
+        "signout.html",
+        minijinja::context! { title => "Sign out", host => host },
+    )
+}
+
+#[derive(Deserialize)]
+pub struct LogoutForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+/// `POST /.gatehouse/logout` on any host: ends this host's session, the sign-in it came from
+/// and every sibling app-host session, releases seats, and clears this host's cookie.
+pub async fn post_logout(
+    State(core): State<AppState>,
+    client: ClientInfo,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
+    axum::extract::Form(f): axum::extract::Form<LogoutForm>,
+) -> Result<Response, AppError> {
+    crate::auth::check_csrf(&core, &headers, &f.csrf)?;
+    crate::auth::login::sign_out(&core, &headers, &client).await?;
+    let host = super::request_host(&uri, &headers);
+    // The cookie as this host got it: host-only on an app host, the configured spec on the
+    // gateway's own host or under the shared cookie domain.
+    let spec = if host == core.config.public_host() || cookie_domain_covers(&core, &host) {
+        core.cookie_spec()
+    } else {
+        crate::web::cookies::CookieSpec {
+            secure: core.config.public_is_https(),
+            domain: None,
+        }
+    };
+    let clear = crate::web::cookies::clear(&core.config.session_cookie_name(), &spec);
+    Ok(crate::auth::see_other(
+        &core.public_url("/login"),
+        Some(clear),
+    ))
+}

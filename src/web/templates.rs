@@ -19,6 +19,7 @@ const PAGES: &[(&str, &str)] = &[
     ("setup.html", include_str!("templates/setup.html")),
     ("account.html", include_str!("templates/account.html")),
     ("message.html", include_str!("templates/message.html")),
+    ("signout.html", include_str!("templates/signout.html")),
 ];
 
 impl Default for Templates {

@@ -712,6 +712,28 @@ allow_roles = ["*"]
     let r = thief.get(&format!("{prefix}{}", "A".repeat(43))).await;
     assert_eq!(r.status, 400);
 
+    // Signing out on the app host needs the form's CSRF token...
+    let r = wiki.post("/.gatehouse/logout", &[("csrf", "forged")]).await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert_eq!(wiki.get("/pages/home").await.status, 200);
+    // ...and ends the gateway sign-in with it.
+    let r = wiki.submit("/.gatehouse/logout", &[]).await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    assert_eq!(r.location(), format!("{}/login", server.base));
+    assert!(!wiki.cookies.contains_key("gatehouse_session"));
+    let r = gateway.get("/").await;
+    assert_eq!(
+        r.status, 303,
+        "gateway session outlived the app-host sign-out: {}",
+        r.body
+    );
+    let mut wiki = Browser::for_host(&server, "wiki.test");
+    let done = sign_in_at(&mut gateway, &login, "hop@example.com").await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    let r = wiki.get(&done.location()).await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    assert_eq!(wiki.get("/pages/home?rev=7").await.status, 200);
+
     // Signing out at the gateway ends the app host's session too.
     let page = gateway.get("/").await;
     let csrf = page.csrf();
