@@ -329,7 +329,7 @@ pub async fn post_mfa(
 #[derive(Deserialize)]
 pub struct LogoutForm {
     #[serde(default)]
-    csrf: String,
+    pub csrf: String,
 }
 
 pub async fn post_logout(

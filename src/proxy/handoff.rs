@@ -188,12 +188,6 @@ pub async fn get_logout(
     )
 }
 
-#[derive(Deserialize)]
-pub struct LogoutForm {
-    #[serde(default)]
-    csrf: String,
-}
-
 /// `POST /.gatehouse/logout` on any host: ends this host's session, the sign-in it came from
 /// and every sibling app-host session, releases seats, and clears this host's cookie.
 pub async fn post_logout(
@@ -201,7 +195,7 @@ pub async fn post_logout(
     client: ClientInfo,
     headers: HeaderMap,
     uri: axum::http::Uri,
-    axum::extract::Form(f): axum::extract::Form<LogoutForm>,
+    axum::extract::Form(f): axum::extract::Form<crate::auth::login::LogoutForm>,
 ) -> Result<Response, AppError> {
     crate::auth::check_csrf(&core, &headers, &f.csrf)?;
     crate::auth::login::sign_out(&core, &headers, &client).await?;
