@@ -250,6 +250,54 @@ async fn shutdown_signal() {
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
 }
 
+/// HTTPS: TLS handshakes (10 s at most) off the accept loop, then HTTP/1.1 or HTTP/2 (ALPN) with
+/// upgrades, each connection drained gracefully at shutdown.
+async fn serve_tls(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    tls: Arc<tokio_rustls::rustls::ServerConfig>,
+    mut drain_rx: tokio::sync::watch::Receiver<bool>,
+) {
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    loop {
+        let (tcp, peer) = tokio::select! {
+            _ = drain_rx.changed() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let (acceptor, app, builder) = (acceptor.clone(), app.clone(), builder.clone());
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            let _ = tcp.set_nodelay(true);
+            let handshake =
+                tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(tcp));
+            let Ok(Ok(stream)) = handshake.await else {
+                return;
+            };
+            let svc = hyper::service::service_fn(
+                move |mut req: hyper::Request<hyper::body::Incoming>| {
+                    req.extensions_mut()
+                        .insert(axum::extract::ConnectInfo(peer));
+                    tower::ServiceExt::oneshot(app.clone(), req.map(axum::body::Body::new))
+                },
+            );
+            let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
+            let _ = watcher.watch(conn.into_owned()).await;
+        });
+    }
+    graceful.shutdown().await;
+}
+
 pub async fn serve(config: Config) -> Result<(), BoxError> {
     let grace = config.server.shutdown_grace;
     let listen = config.server.listen;
@@ -273,15 +321,21 @@ pub async fn serve(config: Config) -> Result<(), BoxError> {
     let addr = listener.local_addr()?;
     tracing::info!(%addr, public_url = %core.config.server.public_url, "gatehouse listening");
 
-    let app = router(core.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>();
     let (drain_tx, mut drain_rx) = tokio::sync::watch::channel(false);
-    let server = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = drain_rx.changed().await;
+    let server = match core.config.server.tls.as_ref().map(|t| t.rustls.clone()) {
+        Some(tls) => tokio::spawn(serve_tls(listener, router(core.clone()), tls, drain_rx)),
+        None => {
+            let app =
+                router(core.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>();
+            tokio::spawn(async move {
+                let _ = axum::serve(listener, app)
+                    .with_graceful_shutdown(async move {
+                        let _ = drain_rx.changed().await;
+                    })
+                    .await;
             })
-            .await
-    });
+        }
+    };
     shutdown_signal().await;
     tracing::info!(grace = ?grace, "shutting down: draining in-flight requests");
     let _ = drain_tx.send(true);

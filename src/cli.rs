@@ -1,4 +1,4 @@
-//! The `gatehouse` command line: `serve`, `check-config`, `migrate`, `admin …`.
+//! The `gatehouse` command line: `serve`, `check-config`, `migrate`, `admin …`, `dev-cert`.
 
 use crate::config::{Config, DEFAULT_PATH};
 use clap::{Args, Parser, Subcommand};
@@ -29,6 +29,24 @@ pub enum Command {
     Migrate,
     /// Administration against the server's database.
     Admin(AdminArgs),
+    /// Write a self-signed certificate and key for local HTTPS (`[server.tls]`).
+    DevCert(DevCertArgs),
+}
+
+#[derive(Args)]
+pub struct DevCertArgs {
+    /// Certificate file (PEM).
+    #[arg(long, default_value = "certs/gatehouse.pem")]
+    pub cert: PathBuf,
+    /// Private key file (PEM, written readable by its owner only).
+    #[arg(long, default_value = "certs/gatehouse.key")]
+    pub key: PathBuf,
+    /// Names and addresses the certificate is valid for (repeatable).
+    #[arg(long = "host", default_values = ["localhost", "127.0.0.1", "::1"])]
+    pub hosts: Vec<String>,
+    /// Replace existing files.
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Args)]
@@ -103,6 +121,26 @@ pub fn run() -> ExitCode {
                 Err(e) => {
                     eprintln!("error: {e}");
                     ExitCode::FAILURE
+                }
+            }
+        }
+        Command::DevCert(a) => {
+            match crate::web::tls::dev_cert(&a.cert, &a.key, &a.hosts, a.force) {
+                Ok(()) => {
+                    println!(
+                        "wrote {} and {} (self-signed, valid 1 year for {}); for development only.\n\
+                     Use them with:\n[server.tls]\ncert = \"{}\"\nkey = \"{}\"",
+                        a.cert.display(),
+                        a.key.display(),
+                        a.hosts.join(", "),
+                        a.cert.display(),
+                        a.key.display()
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(2)
                 }
             }
         }

@@ -39,6 +39,24 @@ pub struct ServerConfig {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// How long graceful shutdown waits for in-flight requests.
     pub shutdown_grace: Duration,
+    /// `[server.tls]`: serve HTTPS directly (checked at load: the files parse and fit).
+    pub tls: Option<TlsConfig>,
+}
+
+#[derive(Clone)]
+pub struct TlsConfig {
+    pub cert: std::path::PathBuf,
+    pub key: std::path::PathBuf,
+    pub rustls: std::sync::Arc<tokio_rustls::rustls::ServerConfig>,
+}
+
+impl std::fmt::Debug for TlsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsConfig")
+            .field("cert", &self.cert)
+            .field("key", &self.key)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -394,12 +412,36 @@ fn read_server(s: &Section) -> ServerConfig {
         }
     }
     let shutdown_grace = s.duration("shutdown_grace", "20s");
+    let tls = s.raw("tls").is_some().then(|| s.sub("tls")).and_then(|t| {
+        let (cert, key) = (t.string("cert", ""), t.string("key", ""));
+        t.finish();
+        if cert.is_empty() || key.is_empty() {
+            for (k, v) in [("cert", &cert), ("key", &key)] {
+                if v.is_empty() {
+                    t.problem(k, "required: a PEM file path");
+                }
+            }
+            return None;
+        }
+        let (cert, key) = (
+            std::path::PathBuf::from(cert),
+            std::path::PathBuf::from(key),
+        );
+        match crate::web::tls::server_config(&cert, &key) {
+            Ok(rustls) => Some(TlsConfig { cert, key, rustls }),
+            Err((k, message)) => {
+                t.problem(k, message);
+                None
+            }
+        }
+    });
     s.finish();
     ServerConfig {
         listen,
         public_url,
         trusted_proxies,
         shutdown_grace,
+        tls,
     }
 }
 

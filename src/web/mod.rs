@@ -4,6 +4,7 @@
 pub mod client;
 pub mod cookies;
 pub mod templates;
+pub mod tls;
 
 pub use client::ClientInfo;
 pub use templates::Templates;

@@ -136,6 +136,8 @@ pub fn base_config(port: u16, db: &TestDb, sections: &str) -> String {
 }
 
 pub struct Server {
+    /// Serves HTTPS (`[server.tls]`): readiness is read from the log, not a plain GET.
+    pub tls: bool,
     pub port: u16,
     pub base: String,
     pub config_path: PathBuf,
@@ -148,7 +150,8 @@ pub struct Server {
 
 #[derive(Default)]
 pub struct Options {
-    /// TOML appended to the base config; `{PORT}` is replaced by the server's port.
+    /// TOML appended to the base config; `{PORT}` is replaced by the server's port (here and
+    /// in `env` values).
     pub sections: String,
     pub env: Vec<(String, String)>,
 }
@@ -170,7 +173,11 @@ impl Server {
             "GATEHOUSE_TEST_MASTER_KEY".to_string(),
             MASTER_KEY.to_string(),
         )];
-        env.extend(opts.env);
+        env.extend(
+            opts.env
+                .into_iter()
+                .map(|(k, v)| (k, v.replace("{PORT}", &port.to_string()))),
+        );
         let mut cmd = Command::new(BIN);
         cmd.arg("--config").arg(&config_path).arg("serve");
         cmd.current_dir(&dir.0)
@@ -194,7 +201,9 @@ impl Server {
                 }
             });
         }
+        let tls = sections.contains("[server.tls]");
         let server = Server {
+            tls,
             port,
             base: format!("http://127.0.0.1:{port}"),
             config_path,
@@ -211,7 +220,11 @@ impl Server {
     fn wait_healthy(&self) {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", self.port)) {
+            if self.tls {
+                if self.logs().contains("gatehouse listening") {
+                    return;
+                }
+            } else if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", self.port)) {
                 use std::io::{Read, Write};
                 let _ = s.write_all(b"GET /healthz HTTP/1.0\r\nHost: x\r\n\r\n");
                 let mut buf = String::new();

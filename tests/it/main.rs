@@ -11,3 +11,4 @@ mod forward_auth;
 mod proxy;
 mod seats;
 mod signin;
+mod tls;

@@ -378,8 +378,6 @@ async fn session_cookie_flags_and_admin_revocation() {
 
 #[tokio::test]
 async fn https_public_url_uses_host_prefixed_secure_cookies() {
-    let port = free_port();
-    let _ = port;
     let server = Server::start_with(Options {
         env: vec![(
             "GATEHOUSE_SERVER__PUBLIC_URL".into(),
