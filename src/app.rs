@@ -328,6 +328,10 @@ pub async fn serve(config: Config) -> Result<(), BoxError> {
             let app =
                 router(core.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>();
             tokio::spawn(async move {
+                // Small responses and streamed pieces go out at once (no Nagle delay).
+                let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+                    let _ = tcp.set_nodelay(true);
+                });
                 let _ = axum::serve(listener, app)
                     .with_graceful_shutdown(async move {
                         let _ = drain_rx.changed().await;

@@ -186,7 +186,11 @@ impl Sessions {
                 }
             };
         }
-        session.last_seen.store(now, Ordering::Relaxed);
+        // Written only when the second changes: every request of a session on every core
+        // would otherwise write the same cache line.
+        if session.last_seen.load(Ordering::Relaxed) != now {
+            session.last_seen.store(now, Ordering::Relaxed);
+        }
         if now - session.last_written.load(Ordering::Relaxed) >= TOUCH_EVERY {
             session.last_written.store(now, Ordering::Relaxed);
             store.touch_session(&session.id, now).await?;

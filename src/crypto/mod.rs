@@ -26,10 +26,12 @@ pub fn random_token() -> String {
 /// as this hash: they carry 128+ bits of entropy, so a slow hash adds nothing, and a database
 /// leak yields no usable cookie.
 pub fn sha256_hex(data: &[u8]) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let d = digest::digest(&digest::SHA256, data);
     let mut s = String::with_capacity(64);
     for b in d.as_ref() {
-        s.push_str(&format!("{b:02x}"));
+        s.push(char::from(HEX[usize::from(b >> 4)]));
+        s.push(char::from(HEX[usize::from(b & 15)]));
     }
     s
 }

@@ -271,8 +271,9 @@ pub async fn decide(
     // Rules are checked against the path as sent and as an upstream may read it (decoded,
     // dot segments resolved, slashes collapsed): `/%61dmin/`, `//admin` or `/x/../admin` must
     // not slip past a rule for `/admin/*`.
-    let normalized = normalize_path(path);
-    for p in [path, normalized.as_str()] {
+    // (No rules, nothing to check: skip the normalisation.)
+    let normalized = (!app.rules.is_empty()).then(|| normalize_path(path));
+    for p in std::iter::once(path).chain(normalized.as_deref()) {
         if let Some(rule) = app.rules.iter().find(|r| glob_match(&r.path, p)) {
             if !rule.roles.is_empty() && !rule.roles.iter().any(|r| access.roles.contains(r)) {
                 return Ok(Some(Decision::Deny {

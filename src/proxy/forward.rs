@@ -5,7 +5,10 @@
 use super::headers::strip_hop_by_hop;
 use crate::config::app::{AppConfig, Upstream};
 use axum::body::Body;
-use axum::http::{HeaderMap, HeaderValue, Request, Response, StatusCode, Uri, Version, header};
+use axum::http::uri::{Authority, PathAndQuery, Scheme};
+use axum::http::{
+    HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode, Uri, Version, header,
+};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -17,10 +20,66 @@ type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
 /// One pooled client per app (each app has its own connect timeout).
 pub struct Upstreams {
     clients: Vec<Client<Connector, Body>>,
+    /// Per app with an `http(s)://` upstream: its URL parts, parsed once.
+    targets: Vec<Option<Target>>,
+}
+
+/// An upstream URL taken apart once, so that each request only splices in its path.
+struct Target {
+    scheme: Scheme,
+    authority: Authority,
+    /// Without the trailing slash; empty for none.
+    base_path: String,
+    /// `Host` as the client library would derive it from the URL (port only if not the
+    /// scheme's default).
+    host: HeaderValue,
+}
+
+impl Target {
+    fn new(base: &url::Url) -> Option<Target> {
+        let authority = match base.port() {
+            Some(p) => format!("{}:{p}", base.host_str()?),
+            None => base.host_str()?.to_string(),
+        };
+        Some(Target {
+            scheme: base.scheme().parse().ok()?,
+            host: HeaderValue::from_str(&authority).ok()?,
+            authority: authority.parse().ok()?,
+            base_path: base.path().trim_end_matches('/').to_string(),
+        })
+    }
+
+    fn uri(&self, original: &Uri) -> Option<Uri> {
+        let pq = match (self.base_path.is_empty(), original.path_and_query()) {
+            (true, Some(pq)) if pq.as_str().starts_with('/') => pq.clone(),
+            (true, Some(_)) => return None,
+            (true, None) => PathAndQuery::from_static("/"),
+            (false, pq) => format!(
+                "{}{}",
+                self.base_path,
+                pq.map(|p| p.as_str()).unwrap_or("/")
+            )
+            .parse()
+            .ok()?,
+        };
+        Uri::builder()
+            .scheme(self.scheme.clone())
+            .authority(self.authority.clone())
+            .path_and_query(pq)
+            .build()
+            .ok()
+    }
 }
 
 impl Upstreams {
     pub fn new(apps: &[AppConfig]) -> Upstreams {
+        let targets = apps
+            .iter()
+            .map(|a| match &a.upstream {
+                Upstream::Url(u) => Target::new(u),
+                _ => None,
+            })
+            .collect();
         let clients = apps
             .iter()
             .map(|a| {
@@ -39,7 +98,7 @@ impl Upstreams {
                     .build(https)
             })
             .collect();
-        Upstreams { clients }
+        Upstreams { clients, targets }
     }
 }
 
@@ -64,34 +123,71 @@ fn is_upgrade(headers: &HeaderMap) -> bool {
             })
 }
 
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+
+/// The client address as text; IPv4 without the formatting machinery (this runs per request).
+fn ip_text(ip: IpAddr) -> String {
+    let IpAddr::V4(v4) = ip else {
+        return ip.to_string();
+    };
+    let mut s = String::with_capacity(15);
+    for (i, o) in v4.octets().into_iter().enumerate() {
+        if i > 0 {
+            s.push('.');
+        }
+        if o >= 100 {
+            s.push(char::from(b'0' + o / 100));
+        }
+        if o >= 10 {
+            s.push(char::from(b'0' + o / 10 % 10));
+        }
+        s.push(char::from(b'0' + o % 10));
+    }
+    s
+}
+
 fn set_forwarded(headers: &mut HeaderMap, hop: &Hop) {
-    let ip = hop.client_ip.to_string();
+    let ip = ip_text(hop.client_ip);
     let xff = match (
         hop.peer_trusted,
-        headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()),
+        headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()),
     ) {
         (true, Some(prev)) if !prev.trim().is_empty() => format!("{prev}, {ip}"),
         _ => ip.clone(),
     };
     let proto = if hop.peer_trusted {
         headers
-            .get("x-forwarded-proto")
+            .get(&X_FORWARDED_PROTO)
             .and_then(|v| v.to_str().ok())
             .filter(|p| *p == "http" || *p == "https")
             .unwrap_or(hop.proto)
-            .to_string()
     } else {
-        hop.proto.to_string()
+        hop.proto
     };
-    let node = if hop.client_ip.is_ipv6() {
-        format!("\"[{ip}]\"")
+    let proto = match proto {
+        "https" => HeaderValue::from_static("https"),
+        "http" => HeaderValue::from_static("http"),
+        other => HeaderValue::from_str(other).unwrap_or(HeaderValue::from_static("http")),
+    };
+    let mut this = String::with_capacity(ip.len() + hop.host.len() + 32);
+    this.push_str("for=");
+    if hop.client_ip.is_ipv6() {
+        this.push_str("\"[");
+        this.push_str(&ip);
+        this.push_str("]\"");
     } else {
-        ip
-    };
-    let this = format!(
-        "for={node};host=\"{}\";proto={proto}",
-        hop.host.replace('"', "")
-    );
+        this.push_str(&ip);
+    }
+    this.push_str(";host=\"");
+    if hop.host.contains('"') {
+        this.push_str(&hop.host.replace('"', ""));
+    } else {
+        this.push_str(hop.host);
+    }
+    this.push_str("\";proto=");
+    this.push_str(proto.to_str().unwrap_or("http"));
     let forwarded = match (
         hop.peer_trusted,
         headers.get(header::FORWARDED).and_then(|v| v.to_str().ok()),
@@ -99,28 +195,16 @@ fn set_forwarded(headers: &mut HeaderMap, hop: &Hop) {
         (true, Some(prev)) if !prev.trim().is_empty() => format!("{prev}, {this}"),
         _ => this,
     };
-    for (name, value) in [
-        ("x-forwarded-for", xff),
-        ("x-forwarded-proto", proto),
-        ("x-forwarded-host", hop.host.to_string()),
-        ("forwarded", forwarded),
-    ] {
-        if let Ok(v) = HeaderValue::from_str(&value) {
-            headers.insert(name, v);
-        }
+    if let Ok(v) = HeaderValue::from_str(&xff) {
+        headers.insert(X_FORWARDED_FOR.clone(), v);
     }
-}
-
-fn upstream_uri(base: &url::Url, original: &Uri) -> Option<Uri> {
-    let base_path = base.path().trim_end_matches('/');
-    let pq = original.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-    let authority = match base.port() {
-        Some(p) => format!("{}:{p}", base.host_str()?),
-        None => base.host_str()?.to_string(),
-    };
-    format!("{}://{authority}{base_path}{pq}", base.scheme())
-        .parse()
-        .ok()
+    headers.insert(X_FORWARDED_PROTO.clone(), proto);
+    if let Ok(v) = HeaderValue::from_str(hop.host) {
+        headers.insert(X_FORWARDED_HOST.clone(), v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&forwarded) {
+        headers.insert(header::FORWARDED, v);
+    }
 }
 
 pub fn gateway_error(status: StatusCode, wants_html: bool, message: &str) -> Response<Body> {
@@ -164,16 +248,18 @@ pub async fn forward(
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
     let headers = req.headers_mut();
     strip_hop_by_hop(headers);
-    headers.remove(header::HOST);
     set_forwarded(headers, hop);
     if let (true, Some(p)) = (upgrade, upgrade_proto) {
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
         headers.insert(header::UPGRADE, p);
     }
 
-    let base = match &app.upstream {
-        Upstream::Url(u) => u,
-        Upstream::Whoami => return super::whoami::respond(app, req),
+    match &app.upstream {
+        Upstream::Url(_) => {}
+        Upstream::Whoami => {
+            req.headers_mut().remove(header::HOST);
+            return super::whoami::respond(app, req);
+        }
         Upstream::None => {
             return gateway_error(
                 StatusCode::NOT_FOUND,
@@ -182,7 +268,10 @@ pub async fn forward(
             );
         }
     };
-    let Some(uri) = upstream_uri(base, req.uri()) else {
+    let Some((uri, host)) = upstreams.targets[idx]
+        .as_ref()
+        .and_then(|t| Some((t.uri(req.uri())?, t.host.clone())))
+    else {
         return gateway_error(
             StatusCode::BAD_GATEWAY,
             wants_html,
@@ -190,6 +279,8 @@ pub async fn forward(
         );
     };
     *req.uri_mut() = uri;
+    // The upstream's own host (set here from the parsed URL rather than by the client).
+    req.headers_mut().insert(header::HOST, host);
     // An HTTP/2 request keeps its version; the upstream speaks HTTP/1.1.
     *req.version_mut() = Version::HTTP_11;
 
@@ -232,4 +323,42 @@ pub async fn forward(
     }
     strip_hop_by_hop(resp.headers_mut());
     resp.map(Body::new)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ip_text_matches_display() {
+        for ip in [
+            "0.0.0.0",
+            "127.0.0.1",
+            "10.20.30.40",
+            "255.255.255.255",
+            "192.168.100.9",
+            "::1",
+            "2001:db8::8a2e:370:7334",
+        ] {
+            let ip: IpAddr = ip.parse().unwrap();
+            assert_eq!(ip_text(ip), ip.to_string());
+        }
+    }
+
+    #[test]
+    fn upstream_uri_keeps_path_and_query_under_the_base_path() {
+        let t = Target::new(&url::Url::parse("http://app.internal:8080/base/").unwrap()).unwrap();
+        let uri: Uri = "/x/y?q=1".parse().unwrap();
+        assert_eq!(
+            t.uri(&uri).unwrap(),
+            "http://app.internal:8080/base/x/y?q=1"
+        );
+        assert_eq!(t.host, "app.internal:8080");
+        let t = Target::new(&url::Url::parse("https://app.internal").unwrap()).unwrap();
+        assert_eq!(t.uri(&uri).unwrap(), "https://app.internal/x/y?q=1");
+        assert_eq!(t.host, "app.internal");
+        let t = Target::new(&url::Url::parse("http://[::1]:9000").unwrap()).unwrap();
+        assert_eq!(t.uri(&uri).unwrap(), "http://[::1]:9000/x/y?q=1");
+        assert_eq!(t.host, "[::1]:9000");
+    }
 }

@@ -17,60 +17,69 @@ pub fn encode_value(s: &str) -> HeaderValue {
 }
 
 /// RFC 9110 §7.6.1 hop-by-hop headers, plus whatever `Connection` names.
-const HOP_BY_HOP: &[&str] = &[
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
+static HOP_BY_HOP: [HeaderName; 9] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
 ];
 
+/// Runs on every request and every response: one pass over the names present (no name
+/// parsing, no allocation when there is nothing to remove).
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+    let mut remove: Vec<HeaderName> = headers
+        .keys()
+        .filter(|n| HOP_BY_HOP.contains(n))
+        .cloned()
         .collect();
-    for n in named {
-        headers.remove(n);
+    if remove.is_empty() {
+        return;
     }
-    for h in HOP_BY_HOP {
-        headers.remove(*h);
+    remove.extend(
+        headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok()),
+    );
+    for n in remove {
+        headers.remove(n);
     }
 }
 
-/// Removes the gateway's own cookies from `Cookie` headers, keeping the app's cookies.
+/// Removes the gateway's own cookies from `Cookie` headers, keeping the app's cookies (in one
+/// header: HTTP/2 cookie crumbs are joined for the HTTP/1.1 upstream, RFC 9113 §8.2.3).
 pub fn strip_cookies(headers: &mut HeaderMap, names: &[&str]) {
-    let values: Vec<HeaderValue> = headers.get_all(header::COOKIE).iter().cloned().collect();
-    if values.is_empty() {
-        return;
-    }
-    let mut kept: Vec<&str> = Vec::new();
-    let texts: Vec<String> = values
-        .iter()
-        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
-        .collect();
-    for t in &texts {
-        for pair in t.split(';') {
+    let mut kept = String::new();
+    let mut any = false;
+    for v in headers.get_all(header::COOKIE) {
+        any = true;
+        for pair in String::from_utf8_lossy(v.as_bytes()).split(';') {
             let p = pair.trim();
             if p.is_empty() {
                 continue;
             }
             let name = p.split('=').next().unwrap_or("").trim();
             if !names.contains(&name) {
-                kept.push(p);
+                if !kept.is_empty() {
+                    kept.push_str("; ");
+                }
+                kept.push_str(p);
             }
         }
     }
+    if !any {
+        return;
+    }
     headers.remove(header::COOKIE);
     if !kept.is_empty()
-        && let Ok(v) = HeaderValue::from_str(&kept.join("; "))
+        && let Ok(v) = HeaderValue::from_str(&kept)
     {
         headers.insert(header::COOKIE, v);
     }

@@ -211,7 +211,13 @@ pub fn stamp_identity(
     access: &AppAccess,
     session: &crate::auth::session::Session,
 ) {
-    for name in &core.proxy.strip[idx] {
+    let strip = &core.proxy.strip[idx];
+    let present: Vec<HeaderName> = headers
+        .keys()
+        .filter(|k| strip.contains(k))
+        .cloned()
+        .collect();
+    for name in present {
         headers.remove(name);
     }
     for (n, v) in &access.headers {
