@@ -8,7 +8,6 @@
 
 use crate::harness::*;
 use crate::upstream::Upstream;
-use base64::Engine;
 use serde_json::Value;
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -17,7 +16,6 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
 const SNIPPET: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/deploy/forward-auth/nginx.conf"
@@ -231,12 +229,6 @@ async fn session_cookie(server: &Server, email: &str, roles: &[&str]) -> String 
     b.cookie_header()
 }
 
-fn user_id(server: &Server, email: &str) -> String {
-    let out = server.admin_ok(&["--json", "user", "show", "--email", email]);
-    let v: Value = serde_json::from_str(&out).unwrap();
-    v["id"].as_str().expect("user id").to_string()
-}
-
 fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -305,26 +297,7 @@ async fn verified_claims(server: &Server, jws: &str) -> Value {
         .json()
         .await
         .unwrap();
-    let parts: Vec<&str> = jws.split('.').collect();
-    assert_eq!(parts.len(), 3, "not a compact JWS: {jws}");
-    let header: Value = serde_json::from_slice(&B64.decode(parts[0]).unwrap()).unwrap();
-    assert_eq!(header["alg"], "ES256");
-    let key = jwks["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|k| k["kid"] == header["kid"])
-        .expect("assertion key is published");
-    let mut point = vec![4u8];
-    point.extend(B64.decode(key["x"].as_str().unwrap()).unwrap());
-    point.extend(B64.decode(key["y"].as_str().unwrap()).unwrap());
-    ring::signature::UnparsedPublicKey::new(&ring::signature::ECDSA_P256_SHA256_FIXED, &point)
-        .verify(
-            format!("{}.{}", parts[0], parts[1]).as_bytes(),
-            &B64.decode(parts[2]).unwrap(),
-        )
-        .expect("assertion signature verifies");
-    serde_json::from_slice(&B64.decode(parts[1]).unwrap()).unwrap()
+    verify_es256(jws, &jwks).expect("assertion verifies with the published keys")
 }
 
 // ---------------------------------------------------------------------------------------------

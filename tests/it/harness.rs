@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+use base64::Engine;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -534,3 +535,60 @@ pub fn recovery_codes(body: &str) -> Vec<String> {
 
 /// A password that satisfies the default policy.
 pub const GOOD_PASSWORD: &str = "Vq8#zL2m!pR4wX";
+
+/// The id of the user with this email (`admin user show`).
+pub fn user_id(server: &Server, email: &str) -> String {
+    let out = server.admin_ok(&["--json", "user", "show", "--email", email]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    v["id"].as_str().expect("user id").to_string()
+}
+
+/// Verifies a compact ES256 JWS against a JWKS document; returns the claims.
+pub fn verify_es256(jws: &str, jwks: &serde_json::Value) -> Result<serde_json::Value, String> {
+    let parts: Vec<&str> = jws.split('.').collect();
+    if parts.len() != 3 {
+        return Err("not a compact JWS".into());
+    }
+    let header: serde_json::Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(parts[0])
+            .map_err(|e| e.to_string())?,
+    )
+    .map_err(|e| e.to_string())?;
+    if header["alg"] != "ES256" {
+        return Err(format!("alg {}", header["alg"]));
+    }
+    let kid = header["kid"].as_str().ok_or("no kid")?;
+    let key = jwks["keys"]
+        .as_array()
+        .ok_or("no keys")?
+        .iter()
+        .find(|k| k["kid"] == kid)
+        .ok_or("kid not published")?;
+    if key["kty"] != "EC" || key["crv"] != "P-256" {
+        return Err(format!("key type {key}"));
+    }
+    let mut point = vec![4u8];
+    point.extend(
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(key["x"].as_str().unwrap())
+            .unwrap(),
+    );
+    point.extend(
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(key["y"].as_str().unwrap())
+            .unwrap(),
+    );
+    let sig = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(parts[2])
+        .map_err(|e| e.to_string())?;
+    ring::signature::UnparsedPublicKey::new(&ring::signature::ECDSA_P256_SHA256_FIXED, &point)
+        .verify(format!("{}.{}", parts[0], parts[1]).as_bytes(), &sig)
+        .map_err(|_| "bad signature".to_string())?;
+    serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(parts[1])
+            .map_err(|e| e.to_string())?,
+    )
+    .map_err(|e| e.to_string())
+}

@@ -57,12 +57,6 @@ async fn signed_in(server: &Server, email: &str, roles: &[&str]) -> Browser {
     b
 }
 
-fn user_id(server: &Server, email: &str) -> String {
-    let out = server.admin_ok(&["--json", "user", "show", "--email", email]);
-    let v: Value = serde_json::from_str(&out).unwrap();
-    v["id"].as_str().expect("user id").to_string()
-}
-
 /// Every identity header name of every preset, in odd spellings, some twice.
 const SPOOFED: &[(&str, &str)] = &[
     ("X-Gatehouse-User", "attacker"),
@@ -202,38 +196,6 @@ async fn spoofed_identity_headers_and_the_session_cookie_never_reach_the_upstrea
     for name in ["x-gatehouse-user", "remote-user", "remote-groups"] {
         assert!(seen.all(name).is_empty(), "{name} reached the upstream");
     }
-}
-
-/// Verifies a compact ES256 JWS against a JWKS document; returns the claims.
-fn verify_es256(jws: &str, jwks: &Value) -> Result<Value, String> {
-    let parts: Vec<&str> = jws.split('.').collect();
-    if parts.len() != 3 {
-        return Err("not a compact JWS".into());
-    }
-    let header: Value = serde_json::from_slice(&B64.decode(parts[0]).map_err(|e| e.to_string())?)
-        .map_err(|e| e.to_string())?;
-    if header["alg"] != "ES256" {
-        return Err(format!("alg {}", header["alg"]));
-    }
-    let kid = header["kid"].as_str().ok_or("no kid")?;
-    let key = jwks["keys"]
-        .as_array()
-        .ok_or("no keys")?
-        .iter()
-        .find(|k| k["kid"] == kid)
-        .ok_or("kid not published")?;
-    if key["kty"] != "EC" || key["crv"] != "P-256" {
-        return Err(format!("key type {key}"));
-    }
-    let mut point = vec![4u8];
-    point.extend(B64.decode(key["x"].as_str().unwrap()).unwrap());
-    point.extend(B64.decode(key["y"].as_str().unwrap()).unwrap());
-    let sig = B64.decode(parts[2]).map_err(|e| e.to_string())?;
-    ring::signature::UnparsedPublicKey::new(&ring::signature::ECDSA_P256_SHA256_FIXED, &point)
-        .verify(format!("{}.{}", parts[0], parts[1]).as_bytes(), &sig)
-        .map_err(|_| "bad signature".to_string())?;
-    serde_json::from_slice(&B64.decode(parts[1]).map_err(|e| e.to_string())?)
-        .map_err(|e| e.to_string())
 }
 
 #[tokio::test]
