@@ -340,7 +340,7 @@ pub async fn post_logout(
 ) -> Result<Response, AppError> {
     check_csrf(&core, &headers, &f.csrf)?;
     sign_out(&core, &headers, &client).await?;
-    let clear = crate::web::cookies::clear(&core.config.session_cookie_name(), &core.cookie_spec());
+    let clear = crate::web::cookies::clear(core.config.session_cookie_name(), &core.cookie_spec());
     Ok(super::see_other("/login", Some(clear)).into_response())
 }
 

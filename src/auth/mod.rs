@@ -107,7 +107,7 @@ pub async fn next_stage(core: &Core, user: &UserRow, amr: &[String]) -> Result<S
 
 pub fn session_cookie(core: &Core, token: &str) -> String {
     cookies::set(
-        &core.config.session_cookie_name(),
+        core.config.session_cookie_name(),
         token,
         &core.cookie_spec(),
     )
@@ -196,7 +196,7 @@ pub async fn current_session(
     core: &Core,
     headers: &HeaderMap,
 ) -> Result<Option<Arc<Session>>, AppError> {
-    match cookies::get(headers, &core.config.session_cookie_name()) {
+    match cookies::get(headers, core.config.session_cookie_name()) {
         Some(token) => Ok(core.sessions.lookup(&core.store, token).await?),
         None => Ok(None),
     }

@@ -81,6 +81,9 @@ pub struct SecretsConfig {
 #[derive(Debug, Clone)]
 pub struct SessionConfig {
     pub cookie_name: String,
+    /// The cookie's name as sent: `__Host-` + `cookie_name` over https without a shared cookie
+    /// domain (derived once here, read on every request).
+    pub effective_cookie_name: String,
     pub idle_timeout: Duration,
     pub absolute_timeout: Duration,
     pub cookie_domain: Option<String>,
@@ -214,12 +217,8 @@ impl Config {
     }
 
     /// `__Host-` cookies are bound to one host over https: the strongest cookie a browser has.
-    pub fn session_cookie_name(&self) -> String {
-        if self.public_is_https() && self.session.cookie_domain.is_none() {
-            format!("__Host-{}", self.session.cookie_name)
-        } else {
-            self.session.cookie_name.clone()
-        }
+    pub fn session_cookie_name(&self) -> &str {
+        &self.session.effective_cookie_name
     }
 }
 
@@ -263,7 +262,7 @@ fn read(root: &Section, path: &Path) -> Config {
     let server = read_server(&root.sub("server"));
     let database = read_database(&root.sub("database"));
     let secrets = read_secrets(&root.sub("secrets"));
-    let session = read_session(&root.sub("session"));
+    let session = read_session(&root.sub("session"), server.public_url.scheme() == "https");
     let password_policy = read_policy(&root.sub("password_policy"));
     let password_hashing = read_hashing(&root.sub("password_hashing"));
     let lockout = read_lockout(&root.sub("lockout"));
@@ -507,7 +506,7 @@ fn read_secrets(s: &Section) -> SecretsConfig {
     SecretsConfig { master_key }
 }
 
-fn read_session(s: &Section) -> SessionConfig {
+fn read_session(s: &Section, https: bool) -> SessionConfig {
     let cookie_name = s.string("cookie_name", "gatehouse_session");
     if cookie_name.is_empty()
         || !cookie_name
@@ -523,11 +522,17 @@ fn read_session(s: &Section) -> SessionConfig {
     }
     let cookie_domain = s.string("cookie_domain", "");
     s.finish();
+    let cookie_domain = (!cookie_domain.is_empty()).then_some(cookie_domain);
     SessionConfig {
+        effective_cookie_name: if https && cookie_domain.is_none() {
+            format!("__Host-{cookie_name}")
+        } else {
+            cookie_name.clone()
+        },
         cookie_name,
         idle_timeout,
         absolute_timeout,
-        cookie_domain: (!cookie_domain.is_empty()).then_some(cookie_domain),
+        cookie_domain,
     }
 }
 

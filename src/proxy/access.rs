@@ -75,10 +75,6 @@ pub enum Decision {
     },
 }
 
-fn header_name(s: &str) -> HeaderName {
-    HeaderName::from_bytes(s.as_bytes()).expect("validated in config")
-}
-
 /// `*` matches any run of characters (slashes included); everything else literally.
 /// `/admin/*` also covers `/admin` itself.
 pub fn glob_match(pattern: &str, path: &str) -> bool {
@@ -144,11 +140,8 @@ pub fn normalize_path(path: &str) -> String {
 }
 
 impl AppAccess {
-    async fn build(
-        core: &Core,
-        app: &AppConfig,
-        user_id: &str,
-    ) -> Result<Option<AppAccess>, AppError> {
+    async fn build(core: &Core, idx: usize, user_id: &str) -> Result<Option<AppAccess>, AppError> {
+        let app = &core.config.apps[idx];
         let Some(user) = core.store.user_by_id(user_id).await? else {
             return Ok(None);
         };
@@ -172,13 +165,14 @@ impl AppAccess {
             .allow_roles
             .iter()
             .any(|r| r == "*" || roles.contains(r));
-        let h = &app.headers;
+        // The names are shared with the app's prepared set (a clone is a reference count).
+        let n = &core.proxy.names[idx];
         let headers = vec![
-            (header_name(&h.user), encode_value(&user.id)),
-            (header_name(&h.email), encode_value(&user.email)),
-            (header_name(&h.name), encode_value(&user.name)),
-            (header_name(&h.roles), encode_value(&roles.join(","))),
-            (header_name(&h.seat), encode_value(seat.as_str())),
+            (n.user.clone(), encode_value(&user.id)),
+            (n.email.clone(), encode_value(&user.email)),
+            (n.name.clone(), encode_value(&user.name)),
+            (n.roles.clone(), encode_value(&roles.join(","))),
+            (n.seat.clone(), encode_value(seat.as_str())),
         ];
         Ok(Some(AppAccess {
             user_id: user.id,
@@ -238,8 +232,7 @@ pub async fn access_for(
     {
         return Ok(Some(a.clone()));
     }
-    let Some(access) = AppAccess::build(core, &core.config.apps[idx], &session.user_id).await?
-    else {
+    let Some(access) = AppAccess::build(core, idx, &session.user_id).await? else {
         return Ok(None);
     };
     let access = Arc::new(access);

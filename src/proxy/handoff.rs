@@ -139,7 +139,7 @@ pub async fn get_callback(
         secure: core.config.public_is_https(),
         domain: None,
     };
-    let cookie = crate::web::cookies::set(&core.config.session_cookie_name(), &token, &spec);
+    let cookie = crate::web::cookies::set(core.config.session_cookie_name(), &token, &spec);
     let rd = if q.rd.starts_with('/') && !q.rd.starts_with("//") && !q.rd.contains('\\') {
         q.rd
     } else {
@@ -210,7 +210,7 @@ pub async fn post_logout(
             domain: None,
         }
     };
-    let clear = crate::web::cookies::clear(&core.config.session_cookie_name(), &spec);
+    let clear = crate::web::cookies::clear(core.config.session_cookie_name(), &spec);
     Ok(crate::auth::see_other(
         &core.public_url("/login"),
         Some(clear),

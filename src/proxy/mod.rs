@@ -28,44 +28,78 @@ use std::time::Duration;
 pub struct Proxy {
     pub routes: routes::Routes,
     pub upstreams: Upstreams,
+    /// Per app: its identity header names, parsed once.
+    pub names: Vec<IdentityNames>,
     /// Per app: every identity header name to remove from incoming requests.
     strip: Vec<Vec<HeaderName>>,
     /// Denied requests are audited at most once a minute per user, app and reason.
     denied_audited: moka::sync::Cache<(String, usize, &'static str), ()>,
 }
 
+/// The header names an app receives the identity under (`org` is not sent yet).
+pub struct IdentityNames {
+    pub user: HeaderName,
+    pub email: HeaderName,
+    pub name: HeaderName,
+    pub roles: HeaderName,
+    pub org: HeaderName,
+    pub seat: HeaderName,
+    pub assertion: HeaderName,
+}
+
+impl IdentityNames {
+    fn new(h: &crate::config::app::HeaderNames) -> IdentityNames {
+        let n = |s: &str| HeaderName::from_bytes(s.as_bytes()).expect("validated in config");
+        IdentityNames {
+            user: n(&h.user),
+            email: n(&h.email),
+            name: n(&h.name),
+            roles: n(&h.roles),
+            org: n(&h.org),
+            seat: n(&h.seat),
+            assertion: n(&h.assertion),
+        }
+    }
+
+    fn all(&self) -> [&HeaderName; 7] {
+        [
+            &self.user,
+            &self.email,
+            &self.name,
+            &self.roles,
+            &self.org,
+            &self.seat,
+            &self.assertion,
+        ]
+    }
+}
+
 impl Proxy {
     pub fn new(config: &crate::config::Config) -> Proxy {
-        let strip = config
+        let names: Vec<IdentityNames> = config
             .apps
             .iter()
-            .map(|a| {
-                let h = &a.headers;
-                let mut names: Vec<HeaderName> = ALL_PRESET_NAMES
+            .map(|a| IdentityNames::new(&a.headers))
+            .collect();
+        let strip = names
+            .iter()
+            .map(|own| {
+                let mut strip: Vec<HeaderName> = ALL_PRESET_NAMES
                     .iter()
                     .map(|n| HeaderName::from_static(n))
                     .collect();
-                for n in [
-                    &h.user,
-                    &h.email,
-                    &h.name,
-                    &h.roles,
-                    &h.org,
-                    &h.seat,
-                    &h.assertion,
-                ] {
-                    if let Ok(n) = HeaderName::from_bytes(n.as_bytes())
-                        && !names.contains(&n)
-                    {
-                        names.push(n);
+                for n in own.all() {
+                    if !strip.contains(n) {
+                        strip.push(n.clone());
                     }
                 }
-                names
+                strip
             })
             .collect();
         Proxy {
             routes: routes::Routes::new(&config.apps),
             upstreams: Upstreams::new(&config.apps),
+            names,
             strip,
             denied_audited: moka::sync::Cache::builder()
                 .time_to_live(Duration::from_secs(60))
@@ -223,10 +257,10 @@ pub fn stamp_identity(
     for (n, v) in &access.headers {
         headers.insert(n.clone(), v.clone());
     }
-    let app = &core.config.apps[idx];
-    if let Ok(n) = HeaderName::from_bytes(app.headers.assertion.as_bytes()) {
-        headers.insert(n, access.assertion(core, app, session));
-    }
+    headers.insert(
+        core.proxy.names[idx].assertion.clone(),
+        access.assertion(core, &core.config.apps[idx], session),
+    );
 }
 
 async fn handle(core: AppState, idx: usize, host: String, mut req: Request) -> Response {
@@ -246,13 +280,9 @@ async fn handle(core: AppState, idx: usize, host: String, mut req: Request) -> R
         trusted,
     );
     let wants_html = accepts_html(req.headers());
-    let cookie_name = core.config.session_cookie_name();
-    let session = match crate::web::cookies::get(req.headers(), &cookie_name) {
-        Some(token) => match core.sessions.lookup(&core.store, token).await {
-            Ok(s) => s.filter(|s| s.stage == crate::auth::session::Stage::Active),
-            Err(e) => return crate::error::AppError::from(e).into_response(),
-        },
-        None => None,
+    let session = match active_session(&core, req.headers()).await {
+        Ok(s) => s,
+        Err(e) => return e.into_response(),
     };
     let Some(session) = session else {
         return unauthenticated(&core, &host, req.method(), req.headers(), req.uri());
@@ -274,7 +304,10 @@ async fn handle(core: AppState, idx: usize, host: String, mut req: Request) -> R
     stamp_identity(&core, idx, headers, &access, &session);
     headers::strip_cookies(
         headers,
-        &[cookie_name.as_str(), core.csrf.cookie_name.as_str()],
+        &[
+            core.config.session_cookie_name(),
+            core.csrf.cookie_name.as_str(),
+        ],
     );
     let proto = core.config.server.public_url.scheme();
     let hop = Hop {
@@ -292,6 +325,17 @@ async fn handle(core: AppState, idx: usize, host: String, mut req: Request) -> R
         wants_html,
     )
     .await
+}
+
+/// The fully signed-in session behind the request's cookie (a session still at a sign-in step
+/// does not pass the proxy).
+pub async fn active_session(
+    core: &Core,
+    headers: &HeaderMap,
+) -> Result<Option<Arc<crate::auth::session::Session>>, crate::error::AppError> {
+    Ok(crate::auth::current_session(core, headers)
+        .await?
+        .filter(|s| s.stage == crate::auth::session::Stage::Active))
 }
 
 /// `/.well-known/jwks.json`: the keys that verify assertions.

@@ -192,12 +192,9 @@ pub async fn get_verify(
             .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         r
     };
-    let session = match crate::web::cookies::get(&headers, &core.config.session_cookie_name()) {
-        Some(token) => match core.sessions.lookup(&core.store, token).await {
-            Ok(s) => s.filter(|s| s.stage == crate::auth::session::Stage::Active),
-            Err(e) => return crate::error::AppError::from(e).into_response(),
-        },
-        None => None,
+    let session = match super::active_session(&core, &headers).await {
+        Ok(s) => s,
+        Err(e) => return e.into_response(),
     };
     let Some(session) = session else {
         return unauthenticated();

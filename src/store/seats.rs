@@ -69,18 +69,15 @@ impl Store {
         // The user is counted once, however many of their requests arrive together: a sibling
         // request may have taken this user's seat since the refresh above missed it, so the
         // decision is about the *other* holders, and the user's own seat is simply refreshed.
-        let (others,): (i64,) =
-            sqlx::query_as("SELECT COUNT(*) FROM seats WHERE app = $1 AND user_id <> $2")
-                .bind(app)
-                .bind(user)
-                .fetch_one(&mut *tx)
-                .await?;
-        let (mine,): (i64,) =
-            sqlx::query_as("SELECT COUNT(*) FROM seats WHERE app = $1 AND user_id = $2")
-                .bind(app)
-                .bind(user)
-                .fetch_one(&mut *tx)
-                .await?;
+        let (others, mine): (i64, i64) = sqlx::query_as(
+            "SELECT COALESCE(SUM(CASE WHEN user_id <> $2 THEN 1 ELSE 0 END), 0), \
+                    COALESCE(SUM(CASE WHEN user_id = $2 THEN 1 ELSE 0 END), 0) \
+             FROM seats WHERE app = $1",
+        )
+        .bind(app)
+        .bind(user)
+        .fetch_one(&mut *tx)
+        .await?;
         if mine == 0 && others >= licensed && !admit_over {
             let (oldest,): (Option<i64>,) =
                 sqlx::query_as("SELECT MIN(last_active_at) FROM seats WHERE app = $1")
