@@ -50,7 +50,9 @@ fn load(keys: &Keys, row: &SigningKeyRow) -> Option<SigningKey> {
 pub enum SigningError {
     #[error("{0}")]
     Store(#[from] store::StoreError),
-    #[error("signing key {0} cannot be decrypted with this master key")]
+    #[error(
+        "signing key {0} cannot be decrypted with this master key: start with the master key this database was created with ([secrets] master_key_env / master_key_file)"
+    )]
     Unsealable(String),
     #[error("key generation failed")]
     Generate,
