@@ -101,6 +101,11 @@ impl Store {
         host: &str,
         expires_at: i64,
     ) -> Result<()> {
+        // Codes nobody came back with expire unused: clear them as new ones are made.
+        sqlx::query("DELETE FROM handoffs WHERE expires_at <= $1")
+            .bind(super::now())
+            .execute(&self.pool)
+            .await?;
         sqlx::query("INSERT INTO handoffs (code_hash, session_id, host, expires_at) VALUES ($1, $2, $3, $4)")
             .bind(code_hash)
             .bind(session_id)
