@@ -192,11 +192,51 @@ pub fn router(core: AppState) -> Router {
         .merge(pages)
         .merge(gateway)
         .fallback(not_found)
-        .layer(axum::middleware::from_fn_with_state(
-            core.clone(),
-            crate::proxy::dispatch,
-        ))
         .with_state(core)
+}
+
+/// Answers every request: one for an app (by host and path prefix) goes straight to the
+/// proxy, before any routing; the rest to the gateway's own pages and endpoints.
+#[derive(Clone)]
+pub struct Gateway {
+    core: AppState,
+    router: Router,
+}
+
+impl Gateway {
+    pub fn new(core: AppState) -> Gateway {
+        Gateway {
+            router: router(core.clone()),
+            core,
+        }
+    }
+}
+
+impl crate::web::server::Handler for Gateway {
+    fn call(
+        &self,
+        peer: std::net::SocketAddr,
+        mut req: hyper::Request<hyper::body::Incoming>,
+    ) -> impl Future<Output = hyper::Response<axum::body::Body>> + Send + use<> {
+        let core = self.core.clone();
+        let target = match core.proxy.route(&req) {
+            Some(idx) => Ok(idx),
+            None => Err(self.router.clone()),
+        };
+        async move {
+            match target {
+                Ok(idx) => crate::proxy::handle(core, idx, peer, req).await,
+                Err(router) => {
+                    req.extensions_mut()
+                        .insert(axum::extract::ConnectInfo(peer));
+                    match tower::ServiceExt::oneshot(router, req.map(axum::body::Body::new)).await {
+                        Ok(r) => r,
+                        Err(never) => match never {},
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// First run: while no administrator exists, each start prints a fresh one-time setup link.
@@ -250,54 +290,6 @@ async fn shutdown_signal() {
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
 }
 
-/// HTTPS: TLS handshakes (10 s at most) off the accept loop, then HTTP/1.1 or HTTP/2 (ALPN) with
-/// upgrades, each connection drained gracefully at shutdown.
-async fn serve_tls(
-    listener: tokio::net::TcpListener,
-    app: Router,
-    tls: Arc<tokio_rustls::rustls::ServerConfig>,
-    mut drain_rx: tokio::sync::watch::Receiver<bool>,
-) {
-    use hyper_util::rt::{TokioExecutor, TokioIo};
-    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-    loop {
-        let (tcp, peer) = tokio::select! {
-            _ = drain_rx.changed() => break,
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    // Out of file descriptors and the like: back off instead of spinning.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        let (acceptor, app, builder) = (acceptor.clone(), app.clone(), builder.clone());
-        let watcher = graceful.watcher();
-        tokio::spawn(async move {
-            let _ = tcp.set_nodelay(true);
-            let handshake =
-                tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(tcp));
-            let Ok(Ok(stream)) = handshake.await else {
-                return;
-            };
-            let svc = hyper::service::service_fn(
-                move |mut req: hyper::Request<hyper::body::Incoming>| {
-                    req.extensions_mut()
-                        .insert(axum::extract::ConnectInfo(peer));
-                    tower::ServiceExt::oneshot(app.clone(), req.map(axum::body::Body::new))
-                },
-            );
-            let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
-            let _ = watcher.watch(conn.into_owned()).await;
-        });
-    }
-    graceful.shutdown().await;
-}
-
 pub async fn serve(config: Config) -> Result<(), BoxError> {
     let grace = config.server.shutdown_grace;
     let listen = config.server.listen;
@@ -315,41 +307,32 @@ pub async fn serve(config: Config) -> Result<(), BoxError> {
 
     let sampler = tokio::spawn(sample_seats(core.clone()));
 
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
+    let workers = core.config.server.workers;
+    let listeners = crate::web::server::bind(listen, workers)
         .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
-    let addr = listener.local_addr()?;
-    tracing::info!(%addr, public_url = %core.config.server.public_url, "gatehouse listening");
+    let addr = listeners[0].local_addr()?;
+    tracing::info!(%addr, workers, public_url = %core.config.server.public_url, "gatehouse listening");
 
-    let (drain_tx, mut drain_rx) = tokio::sync::watch::channel(false);
-    let server = match core.config.server.tls.as_ref().map(|t| t.rustls.clone()) {
-        Some(tls) => tokio::spawn(serve_tls(listener, router(core.clone()), tls, drain_rx)),
-        None => {
-            let app =
-                router(core.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>();
-            tokio::spawn(async move {
-                // Small responses and streamed pieces go out at once (no Nagle delay).
-                let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-                    let _ = tcp.set_nodelay(true);
-                });
-                let _ = axum::serve(listener, app)
-                    .with_graceful_shutdown(async move {
-                        let _ = drain_rx.changed().await;
-                    })
-                    .await;
-            })
-        }
-    };
+    let (drain_tx, drain_rx) = tokio::sync::watch::channel(false);
+    let tls = core.config.server.tls.as_ref().map(|t| t.rustls.clone());
+    let mut running =
+        crate::web::server::Workers::start(listeners, Gateway::new(core.clone()), tls, drain_rx)?;
     shutdown_signal().await;
     tracing::info!(grace = ?grace, "shutting down: draining in-flight requests");
     let _ = drain_tx.send(true);
-    match tokio::time::timeout(grace, server).await {
-        Ok(_) => tracing::info!("all requests drained"),
-        Err(_) => tracing::warn!("grace period over; closing remaining connections"),
-    }
+    let drained = running.drained(grace).await;
     let _ = stop_tx.send(true);
     sampler.abort();
     let _ = follower.await;
-    core.store.close().await;
+    if drained {
+        tracing::info!("all requests drained");
+        // The workers still drive the database connections they opened while the pool closes.
+        core.store.close().await;
+        let _ = tokio::task::spawn_blocking(move || running.stop()).await;
+    } else {
+        tracing::warn!("grace period over; closing remaining connections");
+        let _ = tokio::task::spawn_blocking(move || running.stop()).await;
+        let _ = tokio::time::timeout(Duration::from_secs(5), core.store.close()).await;
+    }
     Ok(())
 }

@@ -39,6 +39,9 @@ pub struct ServerConfig {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// How long graceful shutdown waits for in-flight requests.
     pub shutdown_grace: Duration,
+    /// Serving threads, each with its own runtime and listening socket (`workers = 0`, the
+    /// default: one per CPU).
+    pub workers: usize,
     /// `[server.tls]`: serve HTTPS directly (checked at load: the files parse and fit).
     pub tls: Option<TlsConfig>,
 }
@@ -411,6 +414,10 @@ fn read_server(s: &Section) -> ServerConfig {
         }
     }
     let shutdown_grace = s.duration("shutdown_grace", "20s");
+    let workers = match s.int("workers", 0, 0, 256) {
+        0 => crate::web::server::default_workers(),
+        n => n as usize,
+    };
     let tls = s.raw("tls").is_some().then(|| s.sub("tls")).and_then(|t| {
         let (cert, key) = (t.string("cert", ""), t.string("key", ""));
         t.finish();
@@ -440,6 +447,7 @@ fn read_server(s: &Section) -> ServerConfig {
         public_url,
         trusted_proxies,
         shutdown_grace,
+        workers,
         tls,
     }
 }

@@ -9,6 +9,7 @@ use axum::http::uri::{Authority, PathAndQuery, Scheme};
 use axum::http::{
     HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode, Uri, Version, header,
 };
+use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -19,7 +20,8 @@ type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
 
 /// One pooled client per app (each app has its own connect timeout).
 pub struct Upstreams {
-    clients: Vec<Client<Connector, Body>>,
+    /// `[worker slot][app]`: each serving worker keeps its own pools (see `web::server`).
+    clients: Vec<Vec<Client<Connector, Incoming>>>,
     /// Per app with an `http(s)://` upstream: its URL parts, parsed once.
     targets: Vec<Option<Target>>,
 }
@@ -72,7 +74,8 @@ impl Target {
 }
 
 impl Upstreams {
-    pub fn new(apps: &[AppConfig]) -> Upstreams {
+    /// Pools for `workers` serving workers (plus one for any other thread).
+    pub fn new(apps: &[AppConfig], workers: usize) -> Upstreams {
         let targets = apps
             .iter()
             .map(|a| match &a.upstream {
@@ -80,26 +83,27 @@ impl Upstreams {
                 _ => None,
             })
             .collect();
-        let clients = apps
-            .iter()
-            .map(|a| {
-                let mut http = HttpConnector::new();
-                http.enforce_http(false);
-                http.set_connect_timeout(Some(a.connect_timeout));
-                http.set_nodelay(true);
-                let https = hyper_rustls::HttpsConnectorBuilder::new()
-                    .with_webpki_roots()
-                    .https_or_http()
-                    .enable_http1()
-                    .wrap_connector(http);
-                Client::builder(TokioExecutor::new())
-                    .pool_idle_timeout(Duration::from_secs(90))
-                    .pool_max_idle_per_host(256)
-                    .build(https)
-            })
+        let clients = (0..=workers)
+            .map(|_| apps.iter().map(client).collect())
             .collect();
         Upstreams { clients, targets }
     }
+}
+
+fn client(app: &AppConfig) -> Client<Connector, Incoming> {
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_connect_timeout(Some(app.connect_timeout));
+    http.set_nodelay(true);
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_webpki_roots()
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http);
+    Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(90))
+        .pool_max_idle_per_host(256)
+        .build(https)
 }
 
 /// Facts about the incoming hop that the forwarded headers report.
@@ -108,7 +112,8 @@ pub struct Hop<'a> {
     /// The peer is a trusted proxy: its X-Forwarded-* chain is extended, not replaced.
     pub peer_trusted: bool,
     pub proto: &'a str,
-    pub host: &'a str,
+    /// As the client sent it (lowercased).
+    pub host: &'a HeaderValue,
 }
 
 fn is_upgrade(headers: &HeaderMap) -> bool {
@@ -150,6 +155,7 @@ fn ip_text(ip: IpAddr) -> String {
 
 fn set_forwarded(headers: &mut HeaderMap, hop: &Hop) {
     let ip = ip_text(hop.client_ip);
+    let host = hop.host.to_str().unwrap_or("");
     let xff = match (
         hop.peer_trusted,
         headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()),
@@ -171,7 +177,7 @@ fn set_forwarded(headers: &mut HeaderMap, hop: &Hop) {
         "http" => HeaderValue::from_static("http"),
         other => HeaderValue::from_str(other).unwrap_or(HeaderValue::from_static("http")),
     };
-    let mut this = String::with_capacity(ip.len() + hop.host.len() + 32);
+    let mut this = String::with_capacity(ip.len() + host.len() + 32);
     this.push_str("for=");
     if hop.client_ip.is_ipv6() {
         this.push_str("\"[");
@@ -181,10 +187,10 @@ fn set_forwarded(headers: &mut HeaderMap, hop: &Hop) {
         this.push_str(&ip);
     }
     this.push_str(";host=\"");
-    if hop.host.contains('"') {
-        this.push_str(&hop.host.replace('"', ""));
+    if host.contains('"') {
+        this.push_str(&host.replace('"', ""));
     } else {
-        this.push_str(hop.host);
+        this.push_str(host);
     }
     this.push_str("\";proto=");
     this.push_str(proto.to_str().unwrap_or("http"));
@@ -199,9 +205,7 @@ fn set_forwarded(headers: &mut HeaderMap, hop: &Hop) {
         headers.insert(X_FORWARDED_FOR.clone(), v);
     }
     headers.insert(X_FORWARDED_PROTO.clone(), proto);
-    if let Ok(v) = HeaderValue::from_str(hop.host) {
-        headers.insert(X_FORWARDED_HOST.clone(), v);
-    }
+    headers.insert(X_FORWARDED_HOST.clone(), hop.host.clone());
     if let Ok(v) = HeaderValue::from_str(&forwarded) {
         headers.insert(header::FORWARDED, v);
     }
@@ -239,7 +243,7 @@ pub async fn forward(
     upstreams: &Upstreams,
     idx: usize,
     app: &AppConfig,
-    mut req: Request<Body>,
+    mut req: Request<Incoming>,
     hop: &Hop<'_>,
     wants_html: bool,
 ) -> Response<Body> {
@@ -284,7 +288,11 @@ pub async fn forward(
     // An HTTP/2 request keeps its version; the upstream speaks HTTP/1.1.
     *req.version_mut() = Version::HTTP_11;
 
-    let sent = tokio::time::timeout(app.timeout, upstreams.clients[idx].request(req)).await;
+    let sent = tokio::time::timeout(
+        app.timeout,
+        upstreams.clients[crate::web::server::worker_slot()][idx].request(req),
+    )
+    .await;
     let mut resp = match sent {
         Err(_) => {
             tracing::warn!(app = %app.id, timeout = ?app.timeout, "upstream timed out");

@@ -15,10 +15,8 @@ use crate::audit::{self, Actor};
 use crate::config::app::ALL_PRESET_NAMES;
 use crate::web::client::client_ip;
 use access::{AppAccess, Decision};
-use axum::body::Body;
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use forward::{Hop, Upstreams, gateway_error};
 use std::net::SocketAddr;
@@ -98,7 +96,7 @@ impl Proxy {
             .collect();
         Proxy {
             routes: routes::Routes::new(&config.apps),
-            upstreams: Upstreams::new(&config.apps),
+            upstreams: Upstreams::new(&config.apps, config.server.workers),
             names,
             strip,
             denied_audited: moka::sync::Cache::builder()
@@ -125,12 +123,19 @@ pub fn accepts_html(headers: &HeaderMap) -> bool {
         .is_some_and(|a| a.contains("text/html"))
 }
 
-/// Runs before routing: requests for an app go to the proxy, the rest to the gateway's pages.
-pub async fn dispatch(State(core): State<AppState>, req: Request, next: Next) -> Response {
-    let host = request_host(req.uri(), req.headers());
-    match core.proxy.routes.lookup(&host, req.uri().path()) {
-        Some(idx) => handle(core, idx, host, req).await,
-        None => next.run(req).await,
+/// The host as the client sent it (HTTP/2 `:authority` or HTTP/1 `Host`), not lowercased.
+fn sent_host<'a>(uri: &'a axum::http::Uri, headers: &'a HeaderMap) -> &'a str {
+    uri.authority()
+        .map(|a| a.as_str())
+        .or_else(|| headers.get(header::HOST).and_then(|h| h.to_str().ok()))
+        .unwrap_or("")
+}
+
+impl Proxy {
+    /// The app a request is for, if any. Runs before the gateway's own routing.
+    pub fn route<B>(&self, req: &axum::http::Request<B>) -> Option<usize> {
+        self.routes
+            .lookup(sent_host(req.uri(), req.headers()), req.uri().path())
     }
 }
 
@@ -263,13 +268,35 @@ pub fn stamp_identity(
     );
 }
 
-async fn handle(core: AppState, idx: usize, host: String, mut req: Request) -> Response {
+/// One request for app `idx` (see `Proxy::route`) from `peer`.
+pub async fn handle(
+    core: AppState,
+    idx: usize,
+    peer: SocketAddr,
+    mut req: axum::http::Request<hyper::body::Incoming>,
+) -> Response {
     let app = &core.config.apps[idx];
-    let peer = req
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip())
-        .unwrap_or(std::net::IpAddr::from([127, 0, 0, 1]));
+    let host = {
+        let sent = sent_host(req.uri(), req.headers());
+        if sent.bytes().any(|b| b.is_ascii_uppercase()) {
+            HeaderValue::from_str(&sent.to_ascii_lowercase())
+        } else if req.uri().authority().is_none()
+            && let Some(h) = req.headers().get(header::HOST)
+        {
+            Ok(h.clone())
+        } else {
+            HeaderValue::from_str(sent)
+        }
+    };
+    let Ok(host) = host else {
+        return gateway_error(
+            StatusCode::BAD_REQUEST,
+            false,
+            "The Host header is not valid.",
+        );
+    };
+    let host_str = host.to_str().unwrap_or("");
+    let peer = peer.ip();
     let trusted = &core.config.server.trusted_proxies;
     let peer_trusted = trusted.iter().any(|n| n.contains(&peer));
     let ip = client_ip(
@@ -285,14 +312,16 @@ async fn handle(core: AppState, idx: usize, host: String, mut req: Request) -> R
         Err(e) => return e.into_response(),
     };
     let Some(session) = session else {
-        return unauthenticated(&core, &host, req.method(), req.headers(), req.uri());
+        return unauthenticated(&core, host_str, req.method(), req.headers(), req.uri());
     };
-    let path = req.uri().path().to_string();
-    let access = match access::decide(&core, &session, idx, &path).await {
+    let access = match access::decide(&core, &session, idx, req.uri().path()).await {
         Err(e) => return e.into_response(),
-        Ok(None) => return unauthenticated(&core, &host, req.method(), req.headers(), req.uri()),
+        Ok(None) => {
+            return unauthenticated(&core, host_str, req.method(), req.headers(), req.uri());
+        }
         Ok(Some(Decision::Deny { reason, access })) => {
-            audit_denied(&core, idx, &access, reason, &path, &ip.to_string()).await;
+            let path = req.uri().path();
+            audit_denied(&core, idx, &access, reason, path, &ip.to_string()).await;
             return forbidden(wants_html, reason);
         }
         Ok(Some(Decision::SeatsFull { frees_at, licensed })) => {
@@ -316,15 +345,7 @@ async fn handle(core: AppState, idx: usize, host: String, mut req: Request) -> R
         proto,
         host: &host,
     };
-    forward::forward(
-        &core.proxy.upstreams,
-        idx,
-        app,
-        req.map(Body::new),
-        &hop,
-        wants_html,
-    )
-    .await
+    forward::forward(&core.proxy.upstreams, idx, app, req, &hop, wants_html).await
 }
 
 /// The fully signed-in session behind the request's cookie (a session still at a sign-in step

@@ -5,7 +5,7 @@ use crate::config::app::AppConfig;
 use axum::body::Body;
 use axum::http::{HeaderValue, Request, Response, header};
 
-pub fn respond(app: &AppConfig, req: Request<Body>) -> Response<Body> {
+pub fn respond<B>(app: &AppConfig, req: Request<B>) -> Response<Body> {
     let mut headers = serde_json::Map::new();
     for (name, value) in req.headers() {
         let v = String::from_utf8_lossy(value.as_bytes()).into_owned();

@@ -1,0 +1,214 @@
+//! The HTTP(S) front door: one single-threaded runtime per worker thread, each accepting on its
+//! own listening socket (`SO_REUSEPORT` on Linux, so the kernel spreads connections over the
+//! workers), HTTP/1.1 and HTTP/2 (h2c, or ALPN over TLS) with upgrades, and a graceful drain.
+//!
+//! A connection lives its whole life on the worker that accepted it, and so do the upstream
+//! connections it uses (see `proxy::forward::Upstreams`): no work-stealing, no cross-thread
+//! wake-ups on the proxy path. Everything else (revocation follower, seat sampler, signals) runs
+//! on the main runtime.
+
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use std::cell::Cell;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+thread_local! {
+    /// 1-based index of the serving worker running on this thread; 0 elsewhere.
+    static WORKER: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Which serving worker this thread is (1..=workers), or 0 off the workers (CLI, main runtime).
+pub fn worker_slot() -> usize {
+    WORKER.with(Cell::get)
+}
+
+/// The number of serving workers for `workers = 0` (one per CPU the process may use).
+pub fn default_workers() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}
+
+/// Binds `n` listening sockets on `addr` (one per worker). With `SO_REUSEPORT` each worker
+/// has its own accept queue; where that is unavailable they share one socket.
+pub fn bind(addr: SocketAddr, n: usize) -> std::io::Result<Vec<std::net::TcpListener>> {
+    let first = listener(addr, n > 1)?;
+    // Port 0: the others join the port the first one got.
+    let addr = first.local_addr()?;
+    let mut all = vec![first];
+    for _ in 1..n {
+        let next = if cfg!(target_os = "linux") {
+            listener(addr, true)?
+        } else {
+            all[0].try_clone()?
+        };
+        all.push(next);
+    }
+    Ok(all)
+}
+
+fn listener(addr: SocketAddr, reuse_port: bool) -> std::io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    #[cfg(target_os = "linux")]
+    if reuse_port {
+        socket.set_reuse_port(true)?;
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = reuse_port;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    Ok(socket.into())
+}
+
+/// What a worker needs: how to answer one request of a connection from `peer`.
+pub trait Handler: Clone + Send + Sync + 'static {
+    fn call(
+        &self,
+        peer: SocketAddr,
+        req: hyper::Request<hyper::body::Incoming>,
+    ) -> impl Future<Output = hyper::Response<axum::body::Body>> + Send + use<Self>;
+}
+
+/// The serving workers, running until `drain` turns true; then each drains its connections.
+pub struct Workers {
+    threads: Vec<std::thread::JoinHandle<()>>,
+    done: tokio::sync::mpsc::Receiver<()>,
+    release: watch::Sender<bool>,
+}
+
+impl Workers {
+    /// Starts one worker thread per listener.
+    pub fn start<H: Handler>(
+        listeners: Vec<std::net::TcpListener>,
+        handler: H,
+        tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
+        drain: watch::Receiver<bool>,
+    ) -> std::io::Result<Workers> {
+        let (done_tx, done) = tokio::sync::mpsc::channel(listeners.len().max(1));
+        let (release, release_rx) = watch::channel(false);
+        let mut threads = Vec::new();
+        for (i, l) in listeners.into_iter().enumerate() {
+            let (handler, tls, drain, done_tx, mut release_rx) = (
+                handler.clone(),
+                tls.clone(),
+                drain.clone(),
+                done_tx.clone(),
+                release_rx.clone(),
+            );
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let thread = std::thread::Builder::new()
+                .name(format!("gatehouse-w{}", i + 1))
+                .spawn(move || {
+                    WORKER.with(|w| w.set(i + 1));
+                    rt.block_on(async move {
+                        let serve = async {
+                            match tokio::net::TcpListener::from_std(l) {
+                                Ok(l) => accept_loop(l, handler, tls, drain).await,
+                                Err(e) => tracing::error!(error = %e, "worker cannot listen"),
+                            }
+                            let _ = done_tx.send(()).await;
+                            // Stay alive (driving this runtime's sockets, database connections
+                            // included) until the process has closed what it shares.
+                            std::future::pending::<()>().await
+                        };
+                        // Released: after the drain, or when the grace period ran out.
+                        tokio::select! {
+                            _ = serve => {}
+                            _ = release_rx.wait_for(|r| *r) => {}
+                        }
+                    });
+                })?;
+            threads.push(thread);
+        }
+        Ok(Workers {
+            threads,
+            done,
+            release,
+        })
+    }
+
+    /// Waits until every worker has drained (or `grace` is over); true when all drained.
+    pub async fn drained(&mut self, grace: Duration) -> bool {
+        let n = self.threads.len();
+        tokio::time::timeout(grace, async {
+            for _ in 0..n {
+                if self.done.recv().await.is_none() {
+                    break;
+                }
+            }
+        })
+        .await
+        .is_ok()
+    }
+
+    /// Lets the worker threads end (closing what connections remain) and joins them.
+    pub fn stop(self) {
+        let _ = self.release.send(true);
+        for t in self.threads {
+            let _ = t.join();
+        }
+    }
+}
+
+async fn accept_loop<H: Handler>(
+    listener: tokio::net::TcpListener,
+    handler: H,
+    tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
+    mut drain: watch::Receiver<bool>,
+) {
+    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    loop {
+        let (tcp, peer) = tokio::select! {
+            _ = drain.wait_for(|d| *d) => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        // Small responses and streamed pieces go out at once (no Nagle delay).
+        let _ = tcp.set_nodelay(true);
+        let handler = handler.clone();
+        let svc = hyper::service::service_fn(move |req| {
+            let reply = handler.call(peer, req);
+            async move { Ok::<_, std::convert::Infallible>(reply.await) }
+        });
+        let watcher = graceful.watcher();
+        let builder = builder.clone();
+        match &acceptor {
+            None => {
+                tokio::spawn(async move {
+                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(tcp), svc);
+                    let _ = watcher.watch(conn.into_owned()).await;
+                });
+            }
+            Some(acceptor) => {
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    // TLS handshakes (10 s at most) off the accept loop.
+                    let handshake =
+                        tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp));
+                    let Ok(Ok(stream)) = handshake.await else {
+                        return;
+                    };
+                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
+                    let _ = watcher.watch(conn.into_owned()).await;
+                });
+            }
+        }
+    }
+    graceful.shutdown().await;
+}
