@@ -212,11 +212,29 @@ impl Gateway {
     }
 }
 
-impl crate::web::server::Handler for Gateway {
-    fn call(
+impl Gateway {
+    /// The proxy's fast path for an HTTP/1.1 request (see `web::h1`, `proxy::relay`).
+    pub async fn fast(
+        &self,
+        c: &mut crate::web::h1::Conn,
+        head: &crate::web::h1::Head,
+    ) -> crate::proxy::relay::Fast {
+        match self.core.proxy.routes.lookup(head.host(), head.path()) {
+            Some(idx) => crate::proxy::relay::relay(&self.core, idx, c, head).await,
+            None => crate::proxy::relay::Fast::Bridge,
+        }
+    }
+
+    /// Keeps a fast-path upstream connection for reuse.
+    pub fn give_back(&self, idx: usize, up: crate::proxy::relay::UpConn) {
+        self.core.proxy.upstreams.give_back(idx, up);
+    }
+
+    /// Answers one request through the proxy (for an app) or the router.
+    pub fn call(
         &self,
         peer: std::net::SocketAddr,
-        mut req: hyper::Request<hyper::body::Incoming>,
+        mut req: hyper::Request<axum::body::Body>,
     ) -> impl Future<Output = hyper::Response<axum::body::Body>> + Send + use<> {
         let core = self.core.clone();
         let target = match core.proxy.route(&req) {
@@ -229,7 +247,7 @@ impl crate::web::server::Handler for Gateway {
                 Err(router) => {
                     req.extensions_mut()
                         .insert(axum::extract::ConnectInfo(peer));
-                    match tower::ServiceExt::oneshot(router, req.map(axum::body::Body::new)).await {
+                    match tower::ServiceExt::oneshot(router, req).await {
                         Ok(r) => r,
                         Err(never) => match never {},
                     }

@@ -9,7 +9,6 @@ use axum::http::uri::{Authority, PathAndQuery, Scheme};
 use axum::http::{
     HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode, Uri, Version, header,
 };
-use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -21,20 +20,25 @@ type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
 /// One pooled client per app (each app has its own connect timeout).
 pub struct Upstreams {
     /// `[worker slot][app]`: each serving worker keeps its own pools (see `web::server`).
-    clients: Vec<Vec<Client<Connector, Incoming>>>,
+    clients: Vec<Vec<Client<Connector, Body>>>,
     /// Per app with an `http(s)://` upstream: its URL parts, parsed once.
     targets: Vec<Option<Target>>,
+    /// `[worker slot][app]`: idle upstream connections of the HTTP/1.1 fast path
+    /// (`proxy::relay`).
+    idle: Vec<Vec<std::sync::Mutex<Vec<super::relay::UpConn>>>>,
 }
 
 /// An upstream URL taken apart once, so that each request only splices in its path.
-struct Target {
+pub struct Target {
     scheme: Scheme,
+    /// `host:port` to connect to (the scheme's port when the URL has none).
+    pub connect: String,
     authority: Authority,
     /// Without the trailing slash; empty for none.
-    base_path: String,
+    pub base_path: String,
     /// `Host` as the client library would derive it from the URL (port only if not the
     /// scheme's default).
-    host: HeaderValue,
+    pub host: HeaderValue,
 }
 
 impl Target {
@@ -43,12 +47,21 @@ impl Target {
             Some(p) => format!("{}:{p}", base.host_str()?),
             None => base.host_str()?.to_string(),
         };
+        let connect = match base.host()? {
+            url::Host::Ipv6(a) => format!("[{a}]:{}", base.port_or_known_default()?),
+            h => format!("{h}:{}", base.port_or_known_default()?),
+        };
         Some(Target {
+            connect,
             scheme: base.scheme().parse().ok()?,
             host: HeaderValue::from_str(&authority).ok()?,
             authority: authority.parse().ok()?,
             base_path: base.path().trim_end_matches('/').to_string(),
         })
+    }
+
+    pub fn is_plain_http(&self) -> bool {
+        self.scheme == Scheme::HTTP
     }
 
     fn uri(&self, original: &Uri) -> Option<Uri> {
@@ -86,11 +99,18 @@ impl Upstreams {
         let clients = (0..=workers)
             .map(|_| apps.iter().map(client).collect())
             .collect();
-        Upstreams { clients, targets }
+        let idle = (0..=workers)
+            .map(|_| apps.iter().map(|_| Default::default()).collect())
+            .collect();
+        Upstreams {
+            clients,
+            targets,
+            idle,
+        }
     }
 }
 
-fn client(app: &AppConfig) -> Client<Connector, Incoming> {
+fn client(app: &AppConfig) -> Client<Connector, Body> {
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_connect_timeout(Some(app.connect_timeout));
@@ -104,6 +124,38 @@ fn client(app: &AppConfig) -> Client<Connector, Incoming> {
         .pool_idle_timeout(Duration::from_secs(90))
         .pool_max_idle_per_host(256)
         .build(https)
+}
+
+impl Upstreams {
+    /// App `idx`'s upstream, when it is a plain `http://` URL (the fast path's case).
+    pub fn plain(&self, idx: usize) -> Option<&Target> {
+        self.targets[idx].as_ref().filter(|t| t.is_plain_http())
+    }
+
+    /// An idle fast-path connection to app `idx`'s upstream, kept by this worker.
+    pub fn take_idle(&self, idx: usize) -> Option<super::relay::UpConn> {
+        let slot = crate::web::server::worker_slot();
+        let mut idle = self.idle[slot][idx]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        while let Some(c) = idle.pop() {
+            if c.fresh() {
+                return Some(c);
+            }
+        }
+        None
+    }
+
+    /// Keeps a reusable fast-path connection for the next request (up to 256 per app).
+    pub fn give_back(&self, idx: usize, c: super::relay::UpConn) {
+        let slot = crate::web::server::worker_slot();
+        let mut idle = self.idle[slot][idx]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if idle.len() < 256 {
+            idle.push(c);
+        }
+    }
 }
 
 /// Facts about the incoming hop that the forwarded headers report.
@@ -153,29 +205,34 @@ fn ip_text(ip: IpAddr) -> String {
     s
 }
 
-fn set_forwarded(headers: &mut HeaderMap, hop: &Hop) {
+/// `X-Forwarded-For`, `X-Forwarded-Proto` and `Forwarded` for this hop, given what the client
+/// sent (believed, and extended, only from a trusted proxy).
+pub struct ForwardedValues {
+    pub xff: String,
+    pub proto: &'static str,
+    pub forwarded: String,
+}
+
+pub fn forwarded_values(
+    hop: &Hop,
+    prev_xff: Option<&str>,
+    prev_proto: Option<&str>,
+    prev_forwarded: Option<&str>,
+) -> ForwardedValues {
     let ip = ip_text(hop.client_ip);
     let host = hop.host.to_str().unwrap_or("");
-    let xff = match (
-        hop.peer_trusted,
-        headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()),
-    ) {
-        (true, Some(prev)) if !prev.trim().is_empty() => format!("{prev}, {ip}"),
-        _ => ip.clone(),
+    fn trusted<'a>(hop: &Hop, v: Option<&'a str>) -> Option<&'a str> {
+        v.filter(|p| hop.peer_trusted && !p.trim().is_empty())
+    }
+    let xff = match trusted(hop, prev_xff) {
+        Some(prev) => format!("{prev}, {ip}"),
+        None => ip.clone(),
     };
-    let proto = if hop.peer_trusted {
-        headers
-            .get(&X_FORWARDED_PROTO)
-            .and_then(|v| v.to_str().ok())
-            .filter(|p| *p == "http" || *p == "https")
-            .unwrap_or(hop.proto)
-    } else {
-        hop.proto
-    };
-    let proto = match proto {
-        "https" => HeaderValue::from_static("https"),
-        "http" => HeaderValue::from_static("http"),
-        other => HeaderValue::from_str(other).unwrap_or(HeaderValue::from_static("http")),
+    let proto = match trusted(hop, prev_proto).unwrap_or(hop.proto) {
+        "https" => "https",
+        "http" => "http",
+        _ if hop.proto == "https" => "https",
+        _ => "http",
     };
     let mut this = String::with_capacity(ip.len() + host.len() + 32);
     this.push_str("for=");
@@ -193,21 +250,35 @@ fn set_forwarded(headers: &mut HeaderMap, hop: &Hop) {
         this.push_str(host);
     }
     this.push_str("\";proto=");
-    this.push_str(proto.to_str().unwrap_or("http"));
-    let forwarded = match (
-        hop.peer_trusted,
-        headers.get(header::FORWARDED).and_then(|v| v.to_str().ok()),
-    ) {
-        (true, Some(prev)) if !prev.trim().is_empty() => format!("{prev}, {this}"),
-        _ => this,
+    this.push_str(proto);
+    let forwarded = match trusted(hop, prev_forwarded) {
+        Some(prev) => format!("{prev}, {this}"),
+        None => this,
     };
-    if let Ok(v) = HeaderValue::from_str(&xff) {
-        headers.insert(X_FORWARDED_FOR.clone(), v);
+    ForwardedValues {
+        xff,
+        proto,
+        forwarded,
     }
-    headers.insert(X_FORWARDED_PROTO.clone(), proto);
+}
+
+fn set_forwarded(headers: &mut HeaderMap, hop: &Hop) {
+    fn text<'a>(h: &'a HeaderMap, n: &HeaderName) -> Option<&'a str> {
+        h.get(n).and_then(|v| v.to_str().ok())
+    }
+    let v = forwarded_values(
+        hop,
+        text(headers, &X_FORWARDED_FOR),
+        text(headers, &X_FORWARDED_PROTO),
+        text(headers, &header::FORWARDED),
+    );
+    if let Ok(xff) = HeaderValue::from_str(&v.xff) {
+        headers.insert(X_FORWARDED_FOR.clone(), xff);
+    }
+    headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(v.proto));
     headers.insert(X_FORWARDED_HOST.clone(), hop.host.clone());
-    if let Ok(v) = HeaderValue::from_str(&forwarded) {
-        headers.insert(header::FORWARDED, v);
+    if let Ok(f) = HeaderValue::from_str(&v.forwarded) {
+        headers.insert(header::FORWARDED, f);
     }
 }
 
@@ -243,7 +314,7 @@ pub async fn forward(
     upstreams: &Upstreams,
     idx: usize,
     app: &AppConfig,
-    mut req: Request<Incoming>,
+    mut req: Request<Body>,
     hop: &Hop<'_>,
     wants_html: bool,
 ) -> Response<Body> {

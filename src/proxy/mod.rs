@@ -6,6 +6,7 @@ pub mod access;
 pub mod forward;
 pub mod handoff;
 pub mod headers;
+pub mod relay;
 pub mod routes;
 pub mod verify;
 pub mod whoami;
@@ -253,7 +254,7 @@ pub fn stamp_identity(
     let strip = &core.proxy.strip[idx];
     let present: Vec<HeaderName> = headers
         .keys()
-        .filter(|k| strip.contains(k))
+        .filter(|k| relay::is_identity_name(strip, k.as_str().as_bytes()))
         .cloned()
         .collect();
     for name in present {
@@ -273,7 +274,7 @@ pub async fn handle(
     core: AppState,
     idx: usize,
     peer: SocketAddr,
-    mut req: axum::http::Request<hyper::body::Incoming>,
+    mut req: axum::http::Request<axum::body::Body>,
 ) -> Response {
     let app = &core.config.apps[idx];
     let host = {

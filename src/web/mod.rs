@@ -3,6 +3,7 @@
 
 pub mod client;
 pub mod cookies;
+pub mod h1;
 pub mod server;
 pub mod templates;
 pub mod tls;

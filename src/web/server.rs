@@ -7,6 +7,7 @@
 //! wake-ups on the proxy path. Everything else (revocation follower, seat sampler, signals) runs
 //! on the main runtime.
 
+use crate::app::Gateway;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use std::cell::Cell;
 use std::net::SocketAddr;
@@ -65,15 +66,6 @@ fn listener(addr: SocketAddr, reuse_port: bool) -> std::io::Result<std::net::Tcp
     Ok(socket.into())
 }
 
-/// What a worker needs: how to answer one request of a connection from `peer`.
-pub trait Handler: Clone + Send + Sync + 'static {
-    fn call(
-        &self,
-        peer: SocketAddr,
-        req: hyper::Request<hyper::body::Incoming>,
-    ) -> impl Future<Output = hyper::Response<axum::body::Body>> + Send + use<Self>;
-}
-
 /// The serving workers, running until `drain` turns true; then each drains its connections.
 pub struct Workers {
     threads: Vec<std::thread::JoinHandle<()>>,
@@ -83,9 +75,9 @@ pub struct Workers {
 
 impl Workers {
     /// Starts one worker thread per listener.
-    pub fn start<H: Handler>(
+    pub fn start(
         listeners: Vec<std::net::TcpListener>,
-        handler: H,
+        handler: Gateway,
         tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
         drain: watch::Receiver<bool>,
     ) -> std::io::Result<Workers> {
@@ -157,9 +149,9 @@ impl Workers {
     }
 }
 
-async fn accept_loop<H: Handler>(
+async fn accept_loop(
     listener: tokio::net::TcpListener,
-    handler: H,
+    handler: Gateway,
     tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
     mut drain: watch::Receiver<bool>,
 ) {
@@ -182,21 +174,22 @@ async fn accept_loop<H: Handler>(
         // Small responses and streamed pieces go out at once (no Nagle delay).
         let _ = tcp.set_nodelay(true);
         let handler = handler.clone();
-        let svc = hyper::service::service_fn(move |req| {
-            let reply = handler.call(peer, req);
-            async move { Ok::<_, std::convert::Infallible>(reply.await) }
-        });
         let watcher = graceful.watcher();
         let builder = builder.clone();
         match &acceptor {
+            // Plain HTTP: HTTP/1.1 by hand on the hot path (hyper takes over the rest).
             None => {
-                tokio::spawn(async move {
-                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(tcp), svc);
-                    let _ = watcher.watch(conn.into_owned()).await;
-                });
+                let drain = drain.clone();
+                tokio::spawn(super::h1::serve(
+                    tcp, peer, handler, builder, watcher, drain,
+                ));
             }
             Some(acceptor) => {
                 let acceptor = acceptor.clone();
+                let svc = hyper::service::service_fn(move |req| {
+                    let reply = handler.call(peer, req.map(axum::body::Body::new));
+                    async move { Ok::<_, std::convert::Infallible>(reply.await) }
+                });
                 tokio::spawn(async move {
                     // TLS handshakes (10 s at most) off the accept loop.
                     let handshake =

@@ -1,0 +1,835 @@
+//! The proxy's fast path: an allowed HTTP/1.1 request to a plain `http://` upstream, relayed
+//! by hand over a kept-alive upstream connection of this worker.
+//!
+//! Same rules as `forward` (which serves everything else through hyper): the client's identity
+//! headers (any case, any count, `_` for `-`), hop-by-hop headers and the gateway's cookies are
+//! dropped; the identity headers, the cached assertion and `X-Forwarded-*`/`Forwarded` are
+//! added; bodies stream both ways (request bodies by `Content-Length` — chunked ones never get
+//! here —, responses by `Content-Length`, chunked framing followed byte by byte, or until the
+//! upstream closes); `502` when the upstream cannot be reached or breaks the protocol, `504`
+//! when it does not answer within the app's `timeout`.
+
+use super::access::{AppAccess, Decision};
+use super::forward::{Hop, Target, forwarded_values, gateway_error};
+use crate::app::Core;
+use crate::auth::session::{Session, Stage};
+use crate::web::h1::{Conn, Head, Next, http_date, put_header, write_response};
+use axum::http::{HeaderName, HeaderValue, StatusCode};
+use bytes::{Buf, BytesMut};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// An idle upstream connection older than this is not reused.
+const KEEP_IDLE: Duration = Duration::from_secs(60);
+/// A kept connection idle for longer than this is checked before a request body is sent on it
+/// (a body cannot be sent twice).
+const CHECK_AFTER: Duration = Duration::from_secs(1);
+const MAX_RESPONSE_HEAD: usize = 64 * 1024;
+
+/// A kept-alive HTTP/1.1 connection to an upstream.
+pub struct UpConn {
+    tcp: TcpStream,
+    buf: BytesMut,
+    idle_since: Instant,
+}
+
+impl UpConn {
+    pub fn fresh(&self) -> bool {
+        self.idle_since.elapsed() < KEEP_IDLE
+    }
+}
+
+/// What the fast path did with a request.
+pub enum Fast {
+    /// Answered it; what the client connection does next.
+    Done(Next),
+    /// Not a simple forward (not signed in, refused, not a plain `http://` upstream…): the
+    /// router answers it. Nothing was read or written.
+    Bridge,
+    /// The app's upstream is `https://`: hyper serves this connection from here on. Nothing
+    /// was read or written.
+    Hyper,
+}
+
+/// The session cookie's value in the request.
+fn session_token<'a>(head: &'a Head, name: &str) -> Option<&'a str> {
+    head.values("cookie")
+        .filter_map(|v| std::str::from_utf8(v).ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+fn accepts_html(head: &Head) -> bool {
+    head.values("accept")
+        .any(|v| v.windows(9).any(|w| w == b"text/html"))
+}
+
+/// Relays the request when it is an allowed request to a plain HTTP upstream.
+pub async fn relay(core: &Core, idx: usize, c: &mut Conn, head: &Head) -> Fast {
+    let Some(target) = core.proxy.upstreams.plain(idx) else {
+        return match &core.config.apps[idx].upstream {
+            crate::config::app::Upstream::Url(_) => Fast::Hyper,
+            _ => Fast::Bridge,
+        };
+    };
+    let Some(token) = session_token(head, core.config.session_cookie_name()) else {
+        return Fast::Bridge;
+    };
+    let session = match core.sessions.lookup(&core.store, token).await {
+        Ok(Some(s)) if s.stage == Stage::Active => s,
+        _ => return Fast::Bridge,
+    };
+    let access = match super::access::decide(core, &session, idx, head.path()).await {
+        Ok(Some(Decision::Allow(a))) => a,
+        _ => return Fast::Bridge,
+    };
+    Fast::Done(forward(core, idx, target, c, head, &session, &access).await)
+}
+
+/// Header names the fast path never copies from the client: hop-by-hop (RFC 9110 §7.6.1),
+/// and those it writes itself.
+fn dropped_request_header(n: &[u8]) -> bool {
+    const NAMES: [&str; 15] = [
+        "host",
+        "content-length",
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "cookie",
+        "x-forwarded-for",
+        "x-forwarded-proto",
+        "x-forwarded-host",
+    ];
+    NAMES.iter().any(|k| n.eq_ignore_ascii_case(k.as_bytes()))
+        || n.eq_ignore_ascii_case(b"forwarded")
+}
+
+/// Whether `name` is one of `strip` in any case, also with `_` for `-` (CGI-style servers map
+/// both to the same variable).
+pub fn is_identity_name(strip: &[HeaderName], name: &[u8]) -> bool {
+    strip.iter().any(|s| {
+        let s = s.as_str().as_bytes();
+        s.len() == name.len()
+            && s.iter().zip(name).all(|(a, b)| {
+                let b = b.to_ascii_lowercase();
+                *a == b || (*a == b'-' && b == b'_')
+            })
+    })
+}
+
+fn listed_in_connection(head: &Head, name: &[u8]) -> bool {
+    head.connection_tokens
+        && head
+            .connection_names()
+            .any(|t| t.eq_ignore_ascii_case(name))
+}
+
+/// The request head for the upstream, into `out`.
+fn upstream_head(
+    core: &Core,
+    idx: usize,
+    target: &Target,
+    head: &Head,
+    hop: &Hop,
+    (access, session): (&AppAccess, &Session),
+    out: &mut Vec<u8>,
+) {
+    let strip = &core.proxy.strip[idx];
+    let gateway_cookies = [
+        core.config.session_cookie_name(),
+        core.csrf.cookie_name.as_str(),
+    ];
+    out.clear();
+    out.extend_from_slice(head.method.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(target.base_path.as_bytes());
+    out.extend_from_slice(head.target().as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    put_header(out, b"host", target.host.as_bytes());
+    let mut cookies: Vec<u8> = Vec::new();
+    let (mut prev_xff, mut prev_proto, mut prev_fwd) = (None, None, None);
+    for (n, v) in head.headers() {
+        if dropped_request_header(n) {
+            let text = || std::str::from_utf8(v).ok();
+            if n.eq_ignore_ascii_case(b"cookie") {
+                for pair in v.split(|b| *b == b';') {
+                    let pair = pair.trim_ascii();
+                    let name = pair
+                        .split(|b| *b == b'=')
+                        .next()
+                        .unwrap_or(b"")
+                        .trim_ascii();
+                    if pair.is_empty() || gateway_cookies.iter().any(|g| g.as_bytes() == name) {
+                        continue;
+                    }
+                    if !cookies.is_empty() {
+                        cookies.extend_from_slice(b"; ");
+                    }
+                    cookies.extend_from_slice(pair);
+                }
+            } else if n.eq_ignore_ascii_case(b"x-forwarded-for") {
+                prev_xff = text();
+            } else if n.eq_ignore_ascii_case(b"x-forwarded-proto") {
+                prev_proto = text();
+            } else if n.eq_ignore_ascii_case(b"forwarded") {
+                prev_fwd = text();
+            }
+            continue;
+        }
+        if is_identity_name(strip, n) || listed_in_connection(head, n) {
+            continue;
+        }
+        put_header(out, n, v);
+    }
+    if !cookies.is_empty() {
+        put_header(out, b"cookie", &cookies);
+    }
+    for (n, v) in &access.headers {
+        put_header(out, n.as_str().as_bytes(), v.as_bytes());
+    }
+    let app = &core.config.apps[idx];
+    let assertion = access.assertion(core, app, session);
+    put_header(
+        out,
+        core.proxy.names[idx].assertion.as_str().as_bytes(),
+        assertion.as_bytes(),
+    );
+    let fwd = forwarded_values(hop, prev_xff, prev_proto, prev_fwd);
+    put_header(out, b"x-forwarded-for", fwd.xff.as_bytes());
+    put_header(out, b"x-forwarded-proto", fwd.proto.as_bytes());
+    put_header(out, b"x-forwarded-host", hop.host.as_bytes());
+    put_header(out, b"forwarded", fwd.forwarded.as_bytes());
+    if let Some(n) = head.content_length {
+        put_header(out, b"content-length", n.to_string().as_bytes());
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// How the upstream's response body ends.
+#[derive(Clone, Copy, PartialEq)]
+enum Framing {
+    Empty,
+    Length(u64),
+    Chunked,
+    /// Until the upstream closes (the client connection closes after it too).
+    Close,
+}
+
+struct ResponseHead {
+    len: usize,
+    framing: Framing,
+    /// The upstream connection may carry another request afterwards.
+    reusable: bool,
+}
+
+enum Failure {
+    /// Nothing usable came back: a kept connection the upstream had closed, or an error.
+    Upstream(&'static str),
+    Timeout,
+    /// The client went away or broke the request body.
+    Client,
+}
+
+/// Reads the upstream's response head into `up.buf`, skipping interim (1xx) responses, and
+/// writes the client's response head (without the body bytes) into `out`.
+async fn response_head(
+    up: &mut UpConn,
+    head_only: bool,
+    client_close: bool,
+    out: &mut Vec<u8>,
+) -> Result<ResponseHead, Failure> {
+    loop {
+        let mut storage = [httparse::EMPTY_HEADER; 100];
+        let mut resp = httparse::Response::new(&mut storage);
+        match resp.parse(&up.buf) {
+            Ok(httparse::Status::Complete(len)) => {
+                let code = resp.code.unwrap_or(502);
+                if (100..200).contains(&code) {
+                    if code == 101 {
+                        return Err(Failure::Upstream("switched protocols unasked"));
+                    }
+                    up.buf.advance(len);
+                    continue;
+                }
+                return client_head(&resp, len, head_only, client_close, out);
+            }
+            Ok(httparse::Status::Partial) if up.buf.len() < MAX_RESPONSE_HEAD => {}
+            _ => return Err(Failure::Upstream("malformed response head")),
+        }
+        if up.buf.capacity() - up.buf.len() < 4096 {
+            up.buf.reserve(16 * 1024);
+        }
+        match up.tcp.read_buf(&mut up.buf).await {
+            Ok(n) if n > 0 => {}
+            _ => return Err(Failure::Upstream("closed before answering")),
+        }
+    }
+}
+
+fn client_head(
+    resp: &httparse::Response,
+    len: usize,
+    head_only: bool,
+    client_close: bool,
+    out: &mut Vec<u8>,
+) -> Result<ResponseHead, Failure> {
+    let code = resp.code.unwrap_or(502);
+    let http11 = resp.version == Some(1);
+    let mut upstream_close = !http11;
+    let mut length: Option<u64> = None;
+    let mut chunked = None;
+    let mut listed: Vec<&[u8]> = Vec::new();
+    for h in resp.headers.iter() {
+        let (n, v) = (h.name.as_bytes(), h.value);
+        if n.eq_ignore_ascii_case(b"connection") {
+            for t in v.split(|b| *b == b',').map(|t| t.trim_ascii()) {
+                if t.eq_ignore_ascii_case(b"close") {
+                    upstream_close = true;
+                } else if t.eq_ignore_ascii_case(b"keep-alive") && !http11 {
+                    upstream_close = false;
+                } else if !t.is_empty() {
+                    listed.push(t);
+                }
+            }
+        } else if n.eq_ignore_ascii_case(b"transfer-encoding") {
+            let last = v
+                .split(|b| *b == b',')
+                .next_back()
+                .unwrap_or(b"")
+                .trim_ascii();
+            chunked = Some(last.eq_ignore_ascii_case(b"chunked"));
+        } else if n.eq_ignore_ascii_case(b"content-length") {
+            let d = v.trim_ascii();
+            let n = (!d.is_empty() && d.len() <= 18 && d.iter().all(u8::is_ascii_digit))
+                .then(|| std::str::from_utf8(d).ok()?.parse::<u64>().ok())
+                .flatten();
+            match (n, length) {
+                (Some(n), None) => length = Some(n),
+                (Some(n), Some(l)) if n == l => {}
+                _ => return Err(Failure::Upstream("invalid Content-Length")),
+            }
+        }
+    }
+    let framing = if head_only || code == 204 || code == 304 {
+        Framing::Empty
+    } else {
+        match (chunked, length) {
+            (Some(true), _) => Framing::Chunked,
+            (Some(false), _) => return Err(Failure::Upstream("unsupported transfer coding")),
+            (None, Some(0)) => Framing::Empty,
+            (None, Some(n)) => Framing::Length(n),
+            (None, None) => Framing::Close,
+        }
+    };
+    out.clear();
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(code.to_string().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(resp.reason.unwrap_or("").as_bytes());
+    out.extend_from_slice(b"\r\n");
+    let mut has_date = false;
+    for h in resp.headers.iter() {
+        let n = h.name.as_bytes();
+        let hop = [
+            "connection",
+            "keep-alive",
+            "proxy-connection",
+            "proxy-authenticate",
+            "proxy-authorization",
+            "te",
+            "trailer",
+            "upgrade",
+        ]
+        .iter()
+        .any(|k| n.eq_ignore_ascii_case(k.as_bytes()));
+        // A chunked body is passed on as it came, so its framing header stays.
+        let framing_header = n.eq_ignore_ascii_case(b"transfer-encoding")
+            && framing != Framing::Chunked
+            && !head_only;
+        let cl_with_te = n.eq_ignore_ascii_case(b"content-length") && chunked.is_some();
+        if hop || framing_header || cl_with_te || listed.iter().any(|t| n.eq_ignore_ascii_case(t)) {
+            continue;
+        }
+        has_date |= n.eq_ignore_ascii_case(b"date");
+        put_header(out, n, h.value);
+    }
+    if !has_date {
+        put_header(out, b"date", &http_date());
+    }
+    if client_close || framing == Framing::Close {
+        put_header(out, b"connection", b"close");
+    }
+    out.extend_from_slice(b"\r\n");
+    Ok(ResponseHead {
+        len,
+        framing,
+        reusable: !upstream_close && framing != Framing::Close,
+    })
+}
+
+/// Follows chunked framing (RFC 9112 §7.1) over the bytes as they pass.
+#[derive(Clone, Copy)]
+enum Chunk {
+    Size { digits: u8, value: u64 },
+    Ext { value: u64 },
+    SizeLf { value: u64 },
+    Data(u64),
+    DataCr,
+    DataLf,
+    TrailerStart,
+    TrailerLine,
+    TrailerLf,
+    EndLf,
+    Done,
+}
+
+impl Chunk {
+    /// Consumes from `data` up to the end of the body; returns how many bytes belong to it,
+    /// or `None` when the framing is broken.
+    fn feed(&mut self, data: &[u8]) -> Option<usize> {
+        let mut i = 0;
+        while i < data.len() {
+            let b = data[i];
+            *self = match *self {
+                Chunk::Done => return Some(i),
+                Chunk::Data(n) => {
+                    let take = n.min((data.len() - i) as u64);
+                    i += take as usize;
+                    *self = if n == take {
+                        Chunk::DataCr
+                    } else {
+                        Chunk::Data(n - take)
+                    };
+                    continue;
+                }
+                Chunk::Size { digits, value } => match (b as char).to_digit(16) {
+                    Some(d) if digits < 15 => Chunk::Size {
+                        digits: digits + 1,
+                        value: value * 16 + d as u64,
+                    },
+                    None if digits > 0 && (b == b';' || b == b' ' || b == b'\t') => {
+                        Chunk::Ext { value }
+                    }
+                    None if digits > 0 && b == b'\r' => Chunk::SizeLf { value },
+                    _ => return None,
+                },
+                Chunk::Ext { value } => match b {
+                    b'\r' => Chunk::SizeLf { value },
+                    b'\n' => return None,
+                    _ => Chunk::Ext { value },
+                },
+                Chunk::SizeLf { value } => match b {
+                    b'\n' if value == 0 => Chunk::TrailerStart,
+                    b'\n' => Chunk::Data(value),
+                    _ => return None,
+                },
+                Chunk::DataCr => match b {
+                    b'\r' => Chunk::DataLf,
+                    _ => return None,
+                },
+                Chunk::DataLf => match b {
+                    b'\n' => Chunk::Size {
+                        digits: 0,
+                        value: 0,
+                    },
+                    _ => return None,
+                },
+                Chunk::TrailerStart => match b {
+                    b'\r' => Chunk::EndLf,
+                    b'\n' => return None,
+                    _ => Chunk::TrailerLine,
+                },
+                Chunk::TrailerLine => match b {
+                    b'\r' => Chunk::TrailerLf,
+                    b'\n' => return None,
+                    _ => Chunk::TrailerLine,
+                },
+                Chunk::TrailerLf => match b {
+                    b'\n' => Chunk::TrailerStart,
+                    _ => return None,
+                },
+                Chunk::EndLf => match b {
+                    b'\n' => Chunk::Done,
+                    _ => return None,
+                },
+            };
+            i += 1;
+        }
+        Some(i)
+    }
+}
+
+/// A connection to app `idx`'s upstream: the one this client used last, an idle one of this
+/// worker, or a new one. The flag says whether it was used before.
+async fn connection(
+    core: &Core,
+    idx: usize,
+    target: &Target,
+    c: &mut Conn,
+    new_only: bool,
+) -> Result<(UpConn, bool), Failure> {
+    let kept = match c.upstream.take() {
+        Some((i, up)) if i == idx && up.fresh() => Some(up),
+        Some((i, up)) => {
+            core.proxy.upstreams.give_back(i, up);
+            None
+        }
+        None => None,
+    };
+    if !new_only && let Some(up) = kept.or_else(|| core.proxy.upstreams.take_idle(idx)) {
+        return Ok((up, true));
+    }
+    let app = &core.config.apps[idx];
+    match tokio::time::timeout(app.connect_timeout, TcpStream::connect(&target.connect)).await {
+        Ok(Ok(tcp)) => {
+            let _ = tcp.set_nodelay(true);
+            Ok((
+                UpConn {
+                    tcp,
+                    buf: BytesMut::with_capacity(16 * 1024),
+                    idle_since: Instant::now(),
+                },
+                false,
+            ))
+        }
+        Ok(Err(_)) => Err(Failure::Upstream("cannot connect")),
+        Err(_) => Err(Failure::Upstream("connect timed out")),
+    }
+}
+
+/// Whether a kept connection still looks open (no end-of-stream or stray bytes waiting).
+fn still_open(up: &UpConn) -> bool {
+    let mut probe = [0u8; 1];
+    matches!(up.tcp.try_read(&mut probe), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+}
+
+/// Sends the request (head, then its body streamed from the client) and reads the response
+/// head. On a kept connection that turns out closed, a request without a body is sent once
+/// more on a new connection.
+async fn exchange(
+    core: &Core,
+    idx: usize,
+    target: &Target,
+    c: &mut Conn,
+    head: &Head,
+    request_head: &[u8],
+) -> Result<(UpConn, ResponseHead, Vec<u8>), Failure> {
+    let app = &core.config.apps[idx];
+    let body_len = head.content_length.unwrap_or(0);
+    let head_only = head.method == axum::http::Method::HEAD;
+    for attempt in 0..2 {
+        let (mut up, reused) = connection(core, idx, target, c, attempt > 0).await?;
+        if reused && body_len > 0 && up.idle_since.elapsed() > CHECK_AFTER && !still_open(&up) {
+            continue;
+        }
+        up.buf.clear();
+        // The head and whatever of the body is already here, in one write.
+        let mut first = Vec::new();
+        let ready = (c.buf.len() as u64).min(body_len) as usize;
+        let sent = if ready > 0 && request_head.len() + ready <= 64 * 1024 {
+            first.reserve(request_head.len() + ready);
+            first.extend_from_slice(request_head);
+            first.extend_from_slice(&c.buf[..ready]);
+            c.buf.advance(ready);
+            up.tcp.write_all(&first).await
+        } else {
+            up.tcp.write_all(request_head).await
+        };
+        if sent.is_err() {
+            if reused && attempt == 0 && body_len == 0 {
+                continue;
+            }
+            return Err(Failure::Upstream("write failed"));
+        }
+        let mut left = body_len - ready as u64;
+        while left > 0 {
+            if c.buf.is_empty() {
+                match c.read_more().await {
+                    Ok(n) if n > 0 => {}
+                    _ => return Err(Failure::Client),
+                }
+            }
+            let n = (c.buf.len() as u64).min(left) as usize;
+            if up.tcp.write_all(&c.buf[..n]).await.is_err() {
+                return Err(Failure::Upstream("write failed"));
+            }
+            c.buf.advance(n);
+            left -= n as u64;
+        }
+        let mut out = std::mem::take(&mut c.out);
+        let got = tokio::time::timeout(
+            app.timeout,
+            response_head(&mut up, head_only, head.close, &mut out),
+        )
+        .await;
+        match got {
+            Err(_) => {
+                c.out = out;
+                return Err(Failure::Timeout);
+            }
+            // Closed before a byte of the answer: the request did not get through (or, if it
+            // did, repeating it does no harm).
+            Ok(Err(Failure::Upstream(_)))
+                if reused && body_len == 0 && up.buf.is_empty() && head.method.is_idempotent() =>
+            {
+                c.out = out;
+                continue;
+            }
+            Ok(Err(e)) => {
+                c.out = out;
+                return Err(e);
+            }
+            Ok(Ok(rh)) => return Ok((up, rh, out)),
+        }
+    }
+    Err(Failure::Upstream("kept connections were closed"))
+}
+
+/// Forwards one allowed request and relays the response.
+async fn forward(
+    core: &Core,
+    idx: usize,
+    target: &Target,
+    c: &mut Conn,
+    head: &Head,
+    session: &Session,
+    access: &AppAccess,
+) -> Next {
+    let app = &core.config.apps[idx];
+    let wants_html = accepts_html(head);
+    let trusted = &core.config.server.trusted_proxies;
+    let peer = c.peer.ip();
+    let host = {
+        let h = head.host();
+        if h.bytes().any(|b| b.is_ascii_uppercase()) {
+            HeaderValue::from_str(&h.to_ascii_lowercase())
+        } else {
+            HeaderValue::from_str(h)
+        }
+    };
+    let Ok(host) = host else {
+        let r = gateway_error(
+            StatusCode::BAD_REQUEST,
+            false,
+            "The Host header is not valid.",
+        );
+        let _ = write_response(c, r, false, true).await;
+        return Next::Close;
+    };
+    let hop = Hop {
+        client_ip: crate::web::client::client_ip(peer, head.value_str("x-forwarded-for"), trusted),
+        peer_trusted: trusted.iter().any(|n| n.contains(&peer)),
+        proto: core.config.server.public_url.scheme(),
+        host: &host,
+    };
+    let mut request_head = std::mem::take(&mut c.out);
+    upstream_head(
+        core,
+        idx,
+        target,
+        head,
+        &hop,
+        (access, session),
+        &mut request_head,
+    );
+    let result = exchange(core, idx, target, c, head, &request_head).await;
+    c.out = request_head;
+    let (mut up, rh, response_head) = match result {
+        Ok(r) => r,
+        Err(f) => {
+            let (status, message) = match f {
+                Failure::Timeout => {
+                    tracing::warn!(app = %app.id, timeout = ?app.timeout, "upstream timed out");
+                    (
+                        StatusCode::GATEWAY_TIMEOUT,
+                        "The application did not answer in time. Try again in a moment.",
+                    )
+                }
+                Failure::Upstream(why) => {
+                    tracing::warn!(app = %app.id, error = why, "upstream unreachable");
+                    (
+                        StatusCode::BAD_GATEWAY,
+                        "The application is not reachable right now. Try again in a moment.",
+                    )
+                }
+                Failure::Client => return Next::Close,
+            };
+            // The request body may be partly unread: the connection ends after this answer.
+            let close = head.close || head.content_length.unwrap_or(0) > 0;
+            let r = gateway_error(status, wants_html, message);
+            let _ = write_response(c, r, head.method == axum::http::Method::HEAD, close).await;
+            return if close { Next::Close } else { Next::KeepAlive };
+        }
+    };
+    up.buf.advance(rh.len);
+    let done = relay_body(c, &mut up, rh.framing, response_head).await;
+    match done {
+        Ok(true) if rh.reusable && up.buf.is_empty() => {
+            up.idle_since = Instant::now();
+            c.upstream = Some((idx, up));
+        }
+        Ok(_) => {}
+        Err(()) => return Next::Close,
+    }
+    if rh.framing == Framing::Close || head.close {
+        Next::Close
+    } else {
+        Next::KeepAlive
+    }
+}
+
+/// Writes the response head and streams the body to the client. `Ok(true)`: the body ended
+/// where its framing said, with nothing after it.
+async fn relay_body(
+    c: &mut Conn,
+    up: &mut UpConn,
+    framing: Framing,
+    mut out: Vec<u8>,
+) -> Result<bool, ()> {
+    let mut left = match framing {
+        Framing::Empty => 0,
+        Framing::Length(n) => n,
+        Framing::Chunked | Framing::Close => u64::MAX,
+    };
+    let mut chunk = Chunk::Size {
+        digits: 0,
+        value: 0,
+    };
+    let mut clean = true;
+    loop {
+        // Take what is buffered that belongs to the body.
+        let n = match framing {
+            Framing::Empty => 0,
+            Framing::Length(_) => (up.buf.len() as u64).min(left) as usize,
+            Framing::Close => up.buf.len(),
+            Framing::Chunked => match chunk.feed(&up.buf) {
+                Some(n) => n,
+                None => {
+                    clean = false;
+                    up.buf.len()
+                }
+            },
+        };
+        let finished = match framing {
+            Framing::Empty => true,
+            Framing::Length(_) => {
+                left -= n as u64;
+                left == 0
+            }
+            Framing::Chunked => matches!(chunk, Chunk::Done) || !clean,
+            Framing::Close => false,
+        };
+        if !out.is_empty() || n > 0 {
+            if out.len() + n <= 64 * 1024 {
+                out.extend_from_slice(&up.buf[..n]);
+                let r = c.tcp.write_all(&out).await;
+                out.clear();
+                r.map_err(|_| ())?;
+            } else {
+                let r = c.tcp.write_all(&out).await;
+                out.clear();
+                r.map_err(|_| ())?;
+                c.tcp.write_all(&up.buf[..n]).await.map_err(|_| ())?;
+            }
+            up.buf.advance(n);
+        }
+        if finished {
+            c.out = out;
+            // A broken chunked body cut short: the client must not wait for more.
+            return if clean { Ok(true) } else { Err(()) };
+        }
+        up.buf.clear();
+        if up.buf.capacity() < 16 * 1024 {
+            up.buf.reserve(64 * 1024);
+        }
+        match up.tcp.read_buf(&mut up.buf).await {
+            Ok(0) if framing == Framing::Close => {
+                c.out = out;
+                return Ok(false);
+            }
+            Ok(k) if k > 0 => {}
+            _ => {
+                c.out = out;
+                return Err(());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body_end(chunks: &[&[u8]]) -> Option<usize> {
+        let mut c = Chunk::Size {
+            digits: 0,
+            value: 0,
+        };
+        let mut total = 0;
+        for part in chunks {
+            let n = c.feed(part)?;
+            total += n;
+            if matches!(c, Chunk::Done) {
+                return Some(total);
+            }
+        }
+        None
+    }
+
+    #[test]
+    fn chunked_framing_is_followed_across_reads() {
+        let body = b"5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\nX-T: 1\r\n\r\n";
+        assert_eq!(body_end(&[body]), Some(body.len()));
+        for split in 1..body.len() {
+            let (a, b) = body.split_at(split);
+            assert_eq!(body_end(&[a, b]), Some(body.len()), "split at {split}");
+        }
+        let mut with_next = body.to_vec();
+        with_next.extend_from_slice(b"HTTP/1.1 200 OK\r\n");
+        assert_eq!(body_end(&[&with_next]), Some(body.len()));
+        assert_eq!(body_end(&[b"0\r\n\r\n"]), Some(5));
+    }
+
+    #[test]
+    fn broken_chunked_framing_is_refused() {
+        for bad in [
+            &b"x\r\n"[..],
+            b"5\r\nhelloXX",
+            b"5\nhello\r\n",
+            b"\r\n",
+            b"fffffffffffffffff\r\n",
+            b"0\r\n\n",
+        ] {
+            let mut c = Chunk::Size {
+                digits: 0,
+                value: 0,
+            };
+            assert!(c.feed(bad).is_none(), "{:?}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    #[test]
+    fn identity_names_match_in_any_case_and_with_underscores() {
+        let strip = [HeaderName::from_static("x-gatehouse-user")];
+        for n in [
+            "x-gatehouse-user",
+            "X-GATEHOUSE-USER",
+            "x_gatehouse_user",
+            "X-Gatehouse_User",
+        ] {
+            assert!(is_identity_name(&strip, n.as_bytes()), "{n}");
+        }
+        for n in ["x-gatehouse-users", "x-gatehouse", "y-gatehouse-user"] {
+            assert!(!is_identity_name(&strip, n.as_bytes()), "{n}");
+        }
+    }
+}
