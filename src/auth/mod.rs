@@ -183,9 +183,9 @@ pub async fn end_session(core: &Core, s: &Session, reason: &str) -> Result<(), A
         .store
         .revoke_session(&s.id, reason, crate::store::now())
         .await?;
-    core.invalidate(Invalidate::Session(s.token_hash.clone()))
-        .await?;
-    for h in hashes.into_iter().filter(|h| *h != s.token_hash) {
+    core.invalidate(Invalidate::Session(s.token_hash())).await?;
+    let own = s.token_hash();
+    for h in hashes.into_iter().filter(|h| *h != own) {
         core.invalidate(Invalidate::Session(h)).await?;
     }
     Ok(())

@@ -51,7 +51,8 @@ impl Stage {
 #[derive(Debug)]
 pub struct Session {
     pub id: String,
-    pub token_hash: String,
+    /// SHA-256 of the cookie value (the cache key; the database keeps its hex).
+    pub digest: [u8; 32],
     pub user_id: String,
     pub stage: Stage,
     pub amr: Vec<String>,
@@ -66,8 +67,14 @@ pub struct Session {
 }
 
 impl Session {
+    /// The hex SHA-256 of the cookie value, as the database keeps it.
+    pub fn token_hash(&self) -> String {
+        crypto::hex(&self.digest)
+    }
+
     fn from_row(row: SessionRow) -> Option<Session> {
         Some(Session {
+            digest: crypto::digest_from_hex(&row.token_hash)?,
             stage: Stage::parse(&row.stage)?,
             amr: row
                 .amr
@@ -76,7 +83,6 @@ impl Session {
                 .map(str::to_string)
                 .collect(),
             id: row.id,
-            token_hash: row.token_hash,
             user_id: row.user_id,
             created_at: row.created_at,
             expires_at: row.expires_at,
@@ -100,7 +106,7 @@ pub struct NewSession<'a> {
 
 pub struct Sessions {
     cfg: SessionConfig,
-    cache: Cache<String, Arc<Session>>,
+    cache: Cache<[u8; 32], Arc<Session>>,
     /// Bumped by every invalidation (see `load`).
     epoch: std::sync::atomic::AtomicU64,
 }
@@ -150,9 +156,7 @@ impl Sessions {
         };
         store.insert_session(&row).await?;
         let session = Arc::new(Session::from_row(row).expect("stage is valid"));
-        self.cache
-            .insert(session.token_hash.clone(), session.clone())
-            .await;
+        self.cache.insert(session.digest, session.clone()).await;
         Ok((token, session))
     }
 
@@ -161,27 +165,27 @@ impl Sessions {
         if token.len() != 43 {
             return Ok(None);
         }
-        let hash = crypto::sha256_hex(token.as_bytes());
+        let digest = crypto::sha256(token.as_bytes());
         let now = store::now();
-        let mut session = match self.cache.get(&hash).await {
+        let mut session = match self.cache.get(&digest).await {
             Some(s) => s,
-            None => match self.load(store, &hash, now).await? {
+            None => match self.load(store, &digest, now).await? {
                 Some(s) => s,
                 None => return Ok(None),
             },
         };
         if now >= session.expires_at {
-            self.cache.invalidate(&hash).await;
+            self.cache.invalidate(&digest).await;
             return Ok(None);
         }
         if self.idle(&session, now) {
             // Another instance may have seen the session more recently: ask the database
             // before ending it.
-            self.cache.invalidate(&hash).await;
-            session = match self.load(store, &hash, now).await? {
+            self.cache.invalidate(&digest).await;
+            session = match self.load(store, &digest, now).await? {
                 Some(s) if !self.idle(&s, now) => s,
                 _ => {
-                    self.cache.invalidate(&hash).await;
+                    self.cache.invalidate(&digest).await;
                     return Ok(None);
                 }
             };
@@ -210,9 +214,10 @@ impl Sessions {
     async fn load(
         &self,
         store: &Store,
-        hash: &str,
+        digest: &[u8; 32],
         now: i64,
     ) -> store::Result<Option<Arc<Session>>> {
+        let hash = &crypto::hex(digest);
         // An invalidation that lands between our read and our insert must not leave a stale
         // entry behind: re-read when the epoch moved meanwhile.
         for _ in 0..3 {
@@ -225,11 +230,11 @@ impl Sessions {
             };
             let s = Arc::new(s);
             if self.epoch.load(Ordering::SeqCst) == epoch {
-                self.cache.insert(hash.to_string(), s.clone()).await;
+                self.cache.insert(*digest, s.clone()).await;
                 if self.epoch.load(Ordering::SeqCst) == epoch {
                     return Ok(Some(s));
                 }
-                self.cache.invalidate(hash).await;
+                self.cache.invalidate(digest).await;
             }
         }
         // Invalidations keep racing: answer from the database alone, without caching.
@@ -242,7 +247,9 @@ impl Sessions {
 
     pub async fn forget_token_hash(&self, hash: &str) {
         self.epoch.fetch_add(1, Ordering::SeqCst);
-        self.cache.invalidate(hash).await;
+        if let Some(digest) = crypto::digest_from_hex(hash) {
+            self.cache.invalidate(&digest).await;
+        }
     }
 
     pub fn forget_user(&self, user_id: &str) {

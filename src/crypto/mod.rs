@@ -26,14 +26,39 @@ pub fn random_token() -> String {
 /// as this hash: they carry 128+ bits of entropy, so a slow hash adds nothing, and a database
 /// leak yields no usable cookie.
 pub fn sha256_hex(data: &[u8]) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
+    hex(&sha256(data))
+}
+
+pub fn sha256(data: &[u8]) -> [u8; 32] {
     let d = digest::digest(&digest::SHA256, data);
-    let mut s = String::with_capacity(64);
-    for b in d.as_ref() {
+    let mut out = [0u8; 32];
+    out.copy_from_slice(d.as_ref());
+    out
+}
+
+/// Lowercase hex.
+pub fn hex(bytes: &[u8]) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
         s.push(char::from(HEX[usize::from(b >> 4)]));
         s.push(char::from(HEX[usize::from(b & 15)]));
     }
     s
+}
+
+/// A SHA-256 digest back from its hex form (`sha256_hex`).
+pub fn digest_from_hex(h: &str) -> Option<[u8; 32]> {
+    let h = h.as_bytes();
+    if h.len() != 64 {
+        return None;
+    }
+    let nibble = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+    let mut out = [0u8; 32];
+    for (i, pair) in h.chunks(2).enumerate() {
+        out[i] = nibble(pair[0])? << 4 | nibble(pair[1])?;
+    }
+    Some(out)
 }
 
 pub fn b64(data: &[u8]) -> String {

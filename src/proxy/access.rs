@@ -2,6 +2,7 @@
 //! Also builds, once per session and app, the identity headers and the signed assertion, so
 //! the hot path only copies prepared values.
 
+use super::IdentityNames;
 use super::headers::encode_value;
 use crate::app::Core;
 use crate::audit::{self, Actor};
@@ -45,8 +46,8 @@ pub struct AppAccess {
     pub seat: Seat,
     /// Holds one of the app's `allow_roles`.
     pub admitted: bool,
-    /// Identity headers except the assertion.
-    pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// Identity headers except the assertion, ready for the wire (`name: value\r\n` each).
+    pub lines: Box<[u8]>,
     assertion: Mutex<Option<(i64, HeaderValue)>>,
     seat_confirmed_at: AtomicI64,
     overage_audited_at: AtomicI64,
@@ -165,27 +166,42 @@ impl AppAccess {
             .allow_roles
             .iter()
             .any(|r| r == "*" || roles.contains(r));
-        // The names are shared with the app's prepared set (a clone is a reference count).
-        let n = &core.proxy.names[idx];
-        let headers = vec![
-            (n.user.clone(), encode_value(&user.id)),
-            (n.email.clone(), encode_value(&user.email)),
-            (n.name.clone(), encode_value(&user.name)),
-            (n.roles.clone(), encode_value(&roles.join(","))),
-            (n.seat.clone(), encode_value(seat.as_str())),
-        ];
+        let mut lines = Vec::new();
+        for (name, value) in identity_headers(
+            &core.proxy.names[idx],
+            &user.id,
+            &user.email,
+            &user.name,
+            &roles,
+            seat,
+        ) {
+            crate::web::h1::put_header(&mut lines, name.as_str().as_bytes(), value.as_bytes());
+        }
         Ok(Some(AppAccess {
+            lines: lines.into_boxed_slice(),
             user_id: user.id,
             email: user.email,
             name: user.name,
             roles,
             seat,
             admitted,
-            headers,
             assertion: Mutex::new(None),
             seat_confirmed_at: AtomicI64::new(0),
             overage_audited_at: AtomicI64::new(0),
         }))
+    }
+
+    /// The identity headers except the assertion (built afresh: for the hyper path and
+    /// forward-auth; the fast path copies `lines`).
+    pub fn headers(&self, names: &IdentityNames) -> [(HeaderName, HeaderValue); 5] {
+        identity_headers(
+            names,
+            &self.user_id,
+            &self.email,
+            &self.name,
+            &self.roles,
+            self.seat,
+        )
     }
 
     /// The signed assertion header value, re-signed only near expiry.
@@ -215,6 +231,23 @@ impl AppAccess {
         *slot = Some((now + ASSERTION_TTL, v.clone()));
         v
     }
+}
+
+fn identity_headers(
+    n: &IdentityNames,
+    id: &str,
+    email: &str,
+    name: &str,
+    roles: &[String],
+    seat: Seat,
+) -> [(HeaderName, HeaderValue); 5] {
+    [
+        (n.user.clone(), encode_value(id)),
+        (n.email.clone(), encode_value(email)),
+        (n.name.clone(), encode_value(name)),
+        (n.roles.clone(), encode_value(&roles.join(","))),
+        (n.seat.clone(), encode_value(seat.as_str())),
+    ]
 }
 
 /// The session's access to app `idx`, built on first use and kept with the session.

@@ -182,103 +182,93 @@ fn is_upgrade(headers: &HeaderMap) -> bool {
 
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
-static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
-/// The client address as text; IPv4 without the formatting machinery (this runs per request).
-fn ip_text(ip: IpAddr) -> String {
-    let IpAddr::V4(v4) = ip else {
-        return ip.to_string();
-    };
-    let mut s = String::with_capacity(15);
-    for (i, o) in v4.octets().into_iter().enumerate() {
-        if i > 0 {
-            s.push('.');
-        }
-        if o >= 100 {
-            s.push(char::from(b'0' + o / 100));
-        }
-        if o >= 10 {
-            s.push(char::from(b'0' + o / 10 % 10));
-        }
-        s.push(char::from(b'0' + o % 10));
-    }
-    s
-}
-
-/// `X-Forwarded-For`, `X-Forwarded-Proto` and `Forwarded` for this hop, given what the client
-/// sent (believed, and extended, only from a trusted proxy).
-pub struct ForwardedValues {
-    pub xff: String,
-    pub proto: &'static str,
-    pub forwarded: String,
-}
-
-pub fn forwarded_values(
+/// Writes `X-Forwarded-For`, `-Proto`, `-Host` and `Forwarded` for this hop as header lines,
+/// given what the client sent (believed, and extended, only from a trusted proxy).
+pub fn write_forwarded(
+    out: &mut Vec<u8>,
     hop: &Hop,
-    prev_xff: Option<&str>,
-    prev_proto: Option<&str>,
-    prev_forwarded: Option<&str>,
-) -> ForwardedValues {
-    let ip = ip_text(hop.client_ip);
-    let host = hop.host.to_str().unwrap_or("");
-    fn trusted<'a>(hop: &Hop, v: Option<&'a str>) -> Option<&'a str> {
-        v.filter(|p| hop.peer_trusted && !p.trim().is_empty())
+    prev_xff: Option<&[u8]>,
+    prev_proto: Option<&[u8]>,
+    prev_forwarded: Option<&[u8]>,
+) {
+    fn believed<'a>(hop: &Hop, v: Option<&'a [u8]>) -> Option<&'a [u8]> {
+        v.map(<[u8]>::trim_ascii)
+            .filter(|p| hop.peer_trusted && !p.is_empty())
     }
-    let xff = match trusted(hop, prev_xff) {
-        Some(prev) => format!("{prev}, {ip}"),
-        None => ip.clone(),
+    let ip = |out: &mut Vec<u8>| match hop.client_ip {
+        IpAddr::V4(v4) => {
+            for (i, o) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b'.');
+                }
+                if o >= 100 {
+                    out.push(b'0' + o / 100);
+                }
+                if o >= 10 {
+                    out.push(b'0' + o / 10 % 10);
+                }
+                out.push(b'0' + o % 10);
+            }
+        }
+        IpAddr::V6(v6) => out.extend_from_slice(v6.to_string().as_bytes()),
     };
-    let proto = match trusted(hop, prev_proto).unwrap_or(hop.proto) {
-        "https" => "https",
-        "http" => "http",
-        _ if hop.proto == "https" => "https",
-        _ => "http",
+    out.extend_from_slice(b"x-forwarded-for: ");
+    if let Some(prev) = believed(hop, prev_xff) {
+        out.extend_from_slice(prev);
+        out.extend_from_slice(b", ");
+    }
+    ip(out);
+    let proto: &[u8] = match believed(hop, prev_proto).unwrap_or(hop.proto.as_bytes()) {
+        b"https" => b"https",
+        b"http" => b"http",
+        _ if hop.proto == "https" => b"https",
+        _ => b"http",
     };
-    let mut this = String::with_capacity(ip.len() + host.len() + 32);
-    this.push_str("for=");
+    out.extend_from_slice(b"\r\nx-forwarded-proto: ");
+    out.extend_from_slice(proto);
+    out.extend_from_slice(b"\r\nx-forwarded-host: ");
+    out.extend_from_slice(hop.host.as_bytes());
+    out.extend_from_slice(b"\r\nforwarded: ");
+    if let Some(prev) = believed(hop, prev_forwarded) {
+        out.extend_from_slice(prev);
+        out.extend_from_slice(b", ");
+    }
+    out.extend_from_slice(b"for=");
     if hop.client_ip.is_ipv6() {
-        this.push_str("\"[");
-        this.push_str(&ip);
-        this.push_str("]\"");
+        out.extend_from_slice(b"\"[");
+        ip(out);
+        out.extend_from_slice(b"]\"");
     } else {
-        this.push_str(&ip);
+        ip(out);
     }
-    this.push_str(";host=\"");
-    if host.contains('"') {
-        this.push_str(&host.replace('"', ""));
-    } else {
-        this.push_str(host);
-    }
-    this.push_str("\";proto=");
-    this.push_str(proto);
-    let forwarded = match trusted(hop, prev_forwarded) {
-        Some(prev) => format!("{prev}, {this}"),
-        None => this,
-    };
-    ForwardedValues {
-        xff,
-        proto,
-        forwarded,
-    }
+    out.extend_from_slice(b";host=\"");
+    out.extend(hop.host.as_bytes().iter().filter(|b| **b != b'"'));
+    out.extend_from_slice(b"\";proto=");
+    out.extend_from_slice(proto);
+    out.extend_from_slice(b"\r\n");
 }
 
 fn set_forwarded(headers: &mut HeaderMap, hop: &Hop) {
-    fn text<'a>(h: &'a HeaderMap, n: &HeaderName) -> Option<&'a str> {
-        h.get(n).and_then(|v| v.to_str().ok())
-    }
-    let v = forwarded_values(
+    let mut lines = Vec::with_capacity(160);
+    write_forwarded(
+        &mut lines,
         hop,
-        text(headers, &X_FORWARDED_FOR),
-        text(headers, &X_FORWARDED_PROTO),
-        text(headers, &header::FORWARDED),
+        headers.get(&X_FORWARDED_FOR).map(HeaderValue::as_bytes),
+        headers.get(&X_FORWARDED_PROTO).map(HeaderValue::as_bytes),
+        headers.get(header::FORWARDED).map(HeaderValue::as_bytes),
     );
-    if let Ok(xff) = HeaderValue::from_str(&v.xff) {
-        headers.insert(X_FORWARDED_FOR.clone(), xff);
-    }
-    headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(v.proto));
-    headers.insert(X_FORWARDED_HOST.clone(), hop.host.clone());
-    if let Ok(f) = HeaderValue::from_str(&v.forwarded) {
-        headers.insert(header::FORWARDED, f);
+    for line in lines.split(|b| *b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let Some(colon) = line.iter().position(|b| *b == b':') else {
+            continue;
+        };
+        if let (Ok(n), Ok(v)) = (
+            HeaderName::from_bytes(&line[..colon]),
+            HeaderValue::from_bytes(line[colon + 1..].trim_ascii()),
+        ) {
+            headers.insert(n, v);
+        }
     }
 }
 
@@ -409,7 +399,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ip_text_matches_display() {
+    fn forwarded_headers_name_the_client_and_extend_only_trusted_chains() {
         for ip in [
             "0.0.0.0",
             "127.0.0.1",
@@ -419,8 +409,40 @@ mod tests {
             "::1",
             "2001:db8::8a2e:370:7334",
         ] {
-            let ip: IpAddr = ip.parse().unwrap();
-            assert_eq!(ip_text(ip), ip.to_string());
+            let client: IpAddr = ip.parse().unwrap();
+            let host = HeaderValue::from_static("wiki.test");
+            for trusted in [false, true] {
+                let hop = Hop {
+                    client_ip: client,
+                    peer_trusted: trusted,
+                    proto: "https",
+                    host: &host,
+                };
+                let mut out = Vec::new();
+                write_forwarded(
+                    &mut out,
+                    &hop,
+                    Some(b"1.2.3.4"),
+                    Some(b"http"),
+                    Some(b"for=1.2.3.4"),
+                );
+                let text = String::from_utf8(out).unwrap();
+                let shown = if client.is_ipv6() {
+                    format!("\"[{ip}]\"")
+                } else {
+                    ip.to_string()
+                };
+                let expected = if trusted {
+                    format!(
+                        "x-forwarded-for: 1.2.3.4, {ip}\r\nx-forwarded-proto: http\r\nx-forwarded-host: wiki.test\r\nforwarded: for=1.2.3.4, for={shown};host=\"wiki.test\";proto=http\r\n"
+                    )
+                } else {
+                    format!(
+                        "x-forwarded-for: {ip}\r\nx-forwarded-proto: https\r\nx-forwarded-host: wiki.test\r\nforwarded: for={shown};host=\"wiki.test\";proto=https\r\n"
+                    )
+                };
+                assert_eq!(text, expected);
+            }
         }
     }
 
@@ -439,5 +461,8 @@ mod tests {
         let t = Target::new(&url::Url::parse("http://[::1]:9000").unwrap()).unwrap();
         assert_eq!(t.uri(&uri).unwrap(), "http://[::1]:9000/x/y?q=1");
         assert_eq!(t.host, "[::1]:9000");
+        assert_eq!(t.connect, "[::1]:9000");
+        let t = Target::new(&url::Url::parse("http://app.internal/").unwrap()).unwrap();
+        assert_eq!(t.connect, "app.internal:80");
     }
 }

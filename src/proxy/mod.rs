@@ -260,8 +260,8 @@ pub fn stamp_identity(
     for name in present {
         headers.remove(name);
     }
-    for (n, v) in &access.headers {
-        headers.insert(n.clone(), v.clone());
+    for (n, v) in access.headers(&core.proxy.names[idx]) {
+        headers.insert(n, v);
     }
     headers.insert(
         core.proxy.names[idx].assertion.clone(),

@@ -10,7 +10,7 @@
 //! when it does not answer within the app's `timeout`.
 
 use super::access::{AppAccess, Decision};
-use super::forward::{Hop, Target, forwarded_values, gateway_error};
+use super::forward::{Hop, Target, gateway_error, write_forwarded};
 use crate::app::Core;
 use crate::auth::session::{Session, Stage};
 use crate::web::h1::{Conn, Head, Next, http_date, put_header, write_response};
@@ -155,12 +155,12 @@ fn upstream_head(
     out.extend_from_slice(head.target().as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
     put_header(out, b"host", target.host.as_bytes());
-    let mut cookies: Vec<u8> = Vec::new();
     let (mut prev_xff, mut prev_proto, mut prev_fwd) = (None, None, None);
     for (n, v) in head.headers() {
         if dropped_request_header(n) {
-            let text = || std::str::from_utf8(v).ok();
             if n.eq_ignore_ascii_case(b"cookie") {
+                // Each Cookie header without the gateway's cookies (dropped when nothing is left).
+                let mut started = false;
                 for pair in v.split(|b| *b == b';') {
                     let pair = pair.trim_ascii();
                     let name = pair
@@ -171,17 +171,19 @@ fn upstream_head(
                     if pair.is_empty() || gateway_cookies.iter().any(|g| g.as_bytes() == name) {
                         continue;
                     }
-                    if !cookies.is_empty() {
-                        cookies.extend_from_slice(b"; ");
-                    }
-                    cookies.extend_from_slice(pair);
+                    out.extend_from_slice(if started { b"; " } else { b"cookie: " });
+                    out.extend_from_slice(pair);
+                    started = true;
+                }
+                if started {
+                    out.extend_from_slice(b"\r\n");
                 }
             } else if n.eq_ignore_ascii_case(b"x-forwarded-for") {
-                prev_xff = text();
+                prev_xff = Some(v);
             } else if n.eq_ignore_ascii_case(b"x-forwarded-proto") {
-                prev_proto = text();
+                prev_proto = Some(v);
             } else if n.eq_ignore_ascii_case(b"forwarded") {
-                prev_fwd = text();
+                prev_fwd = Some(v);
             }
             continue;
         }
@@ -190,12 +192,7 @@ fn upstream_head(
         }
         put_header(out, n, v);
     }
-    if !cookies.is_empty() {
-        put_header(out, b"cookie", &cookies);
-    }
-    for (n, v) in &access.headers {
-        put_header(out, n.as_str().as_bytes(), v.as_bytes());
-    }
+    out.extend_from_slice(&access.lines);
     let app = &core.config.apps[idx];
     let assertion = access.assertion(core, app, session);
     put_header(
@@ -203,11 +200,7 @@ fn upstream_head(
         core.proxy.names[idx].assertion.as_str().as_bytes(),
         assertion.as_bytes(),
     );
-    let fwd = forwarded_values(hop, prev_xff, prev_proto, prev_fwd);
-    put_header(out, b"x-forwarded-for", fwd.xff.as_bytes());
-    put_header(out, b"x-forwarded-proto", fwd.proto.as_bytes());
-    put_header(out, b"x-forwarded-host", hop.host.as_bytes());
-    put_header(out, b"forwarded", fwd.forwarded.as_bytes());
+    write_forwarded(out, hop, prev_xff, prev_proto, prev_fwd);
     if let Some(n) = head.content_length {
         put_header(out, b"content-length", n.to_string().as_bytes());
     }
@@ -332,7 +325,11 @@ fn client_head(
     };
     out.clear();
     out.extend_from_slice(b"HTTP/1.1 ");
-    out.extend_from_slice(code.to_string().as_bytes());
+    out.extend_from_slice(&[
+        b'0' + (code / 100 % 10) as u8,
+        b'0' + (code / 10 % 10) as u8,
+        b'0' + (code % 10) as u8,
+    ]);
     out.push(b' ');
     out.extend_from_slice(resp.reason.unwrap_or("").as_bytes());
     out.extend_from_slice(b"\r\n");
@@ -566,11 +563,14 @@ async fn exchange(
             left -= n as u64;
         }
         let mut out = std::mem::take(&mut c.out);
-        let got = tokio::time::timeout(
-            app.timeout,
-            response_head(&mut up, head_only, head.close, &mut out),
-        )
-        .await;
+        c.answer
+            .as_mut()
+            .reset(tokio::time::Instant::now() + app.timeout);
+        let got = tokio::select! {
+            biased;
+            r = response_head(&mut up, head_only, head.close, &mut out) => Ok(r),
+            _ = c.answer.as_mut() => Err(()),
+        };
         match got {
             Err(_) => {
                 c.out = out;

@@ -198,6 +198,8 @@ pub struct Conn {
     pub upstream: Option<(usize, crate::proxy::relay::UpConn)>,
     /// Output scratch, reused across requests.
     pub out: Vec<u8>,
+    /// The upstream's time to answer (see `proxy::relay`), pushed forward per request.
+    pub answer: Pin<Box<tokio::time::Sleep>>,
 }
 
 impl Conn {
@@ -231,8 +233,13 @@ pub async fn serve(
         peer,
         upstream: None,
         out: Vec::with_capacity(2048),
+        answer: Box::pin(tokio::time::sleep(IDLE)),
     };
     let mut spans = Vec::with_capacity(16);
+    // Long-lived timers, pushed forward per request (cheap while they have not fired).
+    let mut idle = Box::pin(tokio::time::sleep(IDLE));
+    let stop = drain.wait_for(|d| *d);
+    tokio::pin!(stop);
     loop {
         // A whole request head, or the end of this connection.
         let (mut head, len) = loop {
@@ -251,14 +258,12 @@ pub async fn serve(
                 }
                 continue;
             }
-            if *drain.borrow() {
-                return;
-            }
+            idle.as_mut().reset(tokio::time::Instant::now() + IDLE);
             let more = tokio::select! {
                 biased;
+                _ = &mut stop => return,
                 r = c.read_more() => r,
-                _ = drain.wait_for(|d| *d) => return,
-                _ = tokio::time::sleep(IDLE) => return,
+                _ = idle.as_mut() => return,
             };
             if !matches!(more, Ok(n) if n > 0) {
                 return;

@@ -158,6 +158,9 @@ async fn accept_loop(
     let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    // This worker's own copy of the drain signal: its connections wait on it without touching
+    // another core's memory.
+    let (local_drain, local_rx) = watch::channel(false);
     loop {
         let (tcp, peer) = tokio::select! {
             _ = drain.wait_for(|d| *d) => break,
@@ -179,7 +182,7 @@ async fn accept_loop(
         match &acceptor {
             // Plain HTTP: HTTP/1.1 by hand on the hot path (hyper takes over the rest).
             None => {
-                let drain = drain.clone();
+                let drain = local_rx.clone();
                 tokio::spawn(super::h1::serve(
                     tcp, peer, handler, builder, watcher, drain,
                 ));
@@ -203,5 +206,6 @@ async fn accept_loop(
             }
         }
     }
+    let _ = local_drain.send(true);
     graceful.shutdown().await;
 }
