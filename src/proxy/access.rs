@@ -38,16 +38,16 @@ impl Seat {
 }
 
 /// What one session may do on one app, and the headers that say who it is.
+///
+/// One of these lives per session and app, so it is kept compact: the identity headers as
+/// they go on the wire, then the user's id, email, name and comma-joined roles, in one string.
 pub struct AppAccess {
-    pub user_id: String,
-    pub email: String,
-    pub name: String,
-    pub roles: Vec<String>,
+    text: Box<str>,
+    /// Where the header lines, the id, the email and the name end in `text`.
+    ends: [u32; 4],
     pub seat: Seat,
     /// Holds one of the app's `allow_roles`.
     pub admitted: bool,
-    /// Identity headers except the assertion, ready for the wire (`name: value\r\n` each).
-    pub lines: Box<[u8]>,
     assertion: Mutex<Option<(i64, HeaderValue)>>,
     seat_confirmed_at: AtomicI64,
     overage_audited_at: AtomicI64,
@@ -56,8 +56,8 @@ pub struct AppAccess {
 impl std::fmt::Debug for AppAccess {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AppAccess")
-            .field("user_id", &self.user_id)
-            .field("roles", &self.roles)
+            .field("user_id", &self.user_id())
+            .field("roles", &self.roles_text())
             .field("seat", &self.seat)
             .field("admitted", &self.admitted)
             .finish_non_exhaustive()
@@ -102,7 +102,8 @@ pub fn glob_match(pattern: &str, path: &str) -> bool {
     true
 }
 
-/// Percent-decodes, collapses repeated slashes and resolves `.`/`..` segments.
+/// Percent-decodes, drops `;` path parameters (`/admin;x=1/` and `/..;/` are `/admin/` and
+/// `/../` to Java servers), collapses repeated slashes and resolves `.`/`..` segments.
 pub fn normalize_path(path: &str) -> String {
     let bytes = path.as_bytes();
     let mut decoded = Vec::with_capacity(bytes.len());
@@ -125,6 +126,7 @@ pub fn normalize_path(path: &str) -> String {
     let text = String::from_utf8_lossy(&decoded).replace('\\', "/");
     let mut out: Vec<&str> = Vec::new();
     for seg in text.split('/') {
+        let seg = seg.split(';').next().unwrap_or("");
         match seg {
             "" | "." => {}
             ".." => {
@@ -172,23 +174,68 @@ impl AppAccess {
             &user.id,
             &user.email,
             &user.name,
-            &roles,
+            &roles.join(","),
             seat,
         ) {
             crate::web::h1::put_header(&mut lines, name.as_str().as_bytes(), value.as_bytes());
         }
-        Ok(Some(AppAccess {
-            lines: lines.into_boxed_slice(),
-            user_id: user.id,
-            email: user.email,
-            name: user.name,
-            roles,
+        Ok(Some(AppAccess::new(
+            &lines,
+            [&user.id, &user.email, &user.name, &roles.join(",")],
+            seat,
+            admitted,
+        )))
+    }
+
+    fn new(lines: &[u8], values: [&str; 4], seat: Seat, admitted: bool) -> AppAccess {
+        // Header lines are ASCII: every value was percent-encoded.
+        let mut text = String::from_utf8_lossy(lines).into_owned();
+        let mut ends = [text.len() as u32; 4];
+        for (i, v) in values.iter().enumerate() {
+            text.push_str(v);
+            if i < 3 {
+                ends[i + 1] = text.len() as u32;
+            }
+        }
+        AppAccess {
+            text: text.into_boxed_str(),
+            ends,
             seat,
             admitted,
             assertion: Mutex::new(None),
             seat_confirmed_at: AtomicI64::new(0),
             overage_audited_at: AtomicI64::new(0),
-        }))
+        }
+    }
+
+    fn part(&self, i: usize) -> &str {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
+        let end = self.ends.get(i).map_or(self.text.len(), |e| *e as usize);
+        &self.text[start..end]
+    }
+
+    /// The identity headers except the assertion, ready for the wire (`name: value\r\n` each).
+    pub fn lines(&self) -> &[u8] {
+        self.part(0).as_bytes()
+    }
+    pub fn user_id(&self) -> &str {
+        self.part(1)
+    }
+    pub fn email(&self) -> &str {
+        self.part(2)
+    }
+    pub fn name(&self) -> &str {
+        self.part(3)
+    }
+    /// Effective roles for this app, comma-joined.
+    pub fn roles_text(&self) -> &str {
+        self.part(4)
+    }
+    pub fn roles(&self) -> impl Iterator<Item = &str> {
+        self.roles_text().split(',').filter(|r| !r.is_empty())
+    }
+    pub fn has_role(&self, role: &str) -> bool {
+        self.roles().any(|r| r == role)
     }
 
     /// The identity headers except the assertion (built afresh: for the hyper path and
@@ -196,18 +243,24 @@ impl AppAccess {
     pub fn headers(&self, names: &IdentityNames) -> [(HeaderName, HeaderValue); 5] {
         identity_headers(
             names,
-            &self.user_id,
-            &self.email,
-            &self.name,
-            &self.roles,
+            self.user_id(),
+            self.email(),
+            self.name(),
+            self.roles_text(),
             self.seat,
         )
     }
 
-    /// The signed assertion header value, re-signed only near expiry.
-    pub fn assertion(&self, core: &Core, app: &AppConfig, session: &Session) -> HeaderValue {
+    /// The signed assertion header value, re-signed only near expiry (or when it was dropped
+    /// to keep the number held in memory bounded, see `KeptAssertions`).
+    pub fn assertion(
+        self: &Arc<Self>,
+        core: &Core,
+        app: &AppConfig,
+        session: &Session,
+    ) -> HeaderValue {
         let now = store::now();
-        let mut slot = self.assertion.lock().expect("assertion lock");
+        let mut slot = self.assertion.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((exp, v)) = slot.as_ref()
             && exp - now > ASSERTION_RENEW
         {
@@ -216,10 +269,10 @@ impl AppAccess {
         let claims = serde_json::json!({
             "iss": core.config.server.public_url.as_str().trim_end_matches('/'),
             "aud": app.id,
-            "sub": self.user_id,
-            "email": self.email,
-            "name": self.name,
-            "roles": self.roles,
+            "sub": self.user_id(),
+            "email": self.email(),
+            "name": self.name(),
+            "roles": self.roles().collect::<Vec<_>>(),
             "org": serde_json::Value::Null,
             "seat": self.seat.as_str(),
             "sid": session.id,
@@ -228,8 +281,58 @@ impl AppAccess {
             "exp": now + ASSERTION_TTL,
         });
         let v = HeaderValue::from_str(&core.signer.sign(&claims)).expect("JWS is ASCII");
+        let fresh = slot.is_none();
         *slot = Some((now + ASSERTION_TTL, v.clone()));
+        drop(slot);
+        if fresh {
+            core.proxy.kept_assertions.keep(self);
+        }
         v
+    }
+
+    fn forget_assertion(&self) {
+        *self.assertion.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+}
+
+/// Bounds the signed assertions held in memory (about 0.7 KB each): when more than `limit`
+/// sessions × apps hold one, the longest-held are dropped, to be signed afresh on their next
+/// request (one ES256 signature). Touched only when an assertion is signed, never on a hit.
+pub struct KeptAssertions {
+    limit: usize,
+    order: Mutex<std::collections::VecDeque<std::sync::Weak<AppAccess>>>,
+}
+
+impl KeptAssertions {
+    pub fn new(limit: usize) -> KeptAssertions {
+        KeptAssertions {
+            limit,
+            order: Default::default(),
+        }
+    }
+
+    fn keep(&self, access: &Arc<AppAccess>) {
+        let mut evict = Vec::new();
+        {
+            let mut order = self.order.lock().unwrap_or_else(|e| e.into_inner());
+            order.push_back(Arc::downgrade(access));
+            while order.len() > self.limit {
+                if let Some(old) = order.pop_front().and_then(|w| w.upgrade()) {
+                    evict.push(old);
+                }
+            }
+        }
+        for old in evict {
+            old.forget_assertion();
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.order.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
@@ -238,14 +341,14 @@ fn identity_headers(
     id: &str,
     email: &str,
     name: &str,
-    roles: &[String],
+    roles: &str,
     seat: Seat,
 ) -> [(HeaderName, HeaderValue); 5] {
     [
         (n.user.clone(), encode_value(id)),
         (n.email.clone(), encode_value(email)),
         (n.name.clone(), encode_value(name)),
-        (n.roles.clone(), encode_value(&roles.join(","))),
+        (n.roles.clone(), encode_value(roles)),
         (n.seat.clone(), encode_value(seat.as_str())),
     ]
 }
@@ -273,6 +376,8 @@ pub async fn access_for(
     if let Some((_, a)) = apps.iter().find(|(i, _)| *i == idx) {
         return Ok(Some(a.clone()));
     }
+    // Most sessions use one or two apps: no room reserved for more.
+    apps.reserve_exact(1);
     apps.push((idx, access.clone()));
     Ok(Some(access))
 }
@@ -298,10 +403,18 @@ pub async fn decide(
     // dot segments resolved, slashes collapsed): `/%61dmin/`, `//admin` or `/x/../admin` must
     // not slip past a rule for `/admin/*`.
     // (No rules, nothing to check: skip the normalisation.)
-    let normalized = (!app.rules.is_empty()).then(|| normalize_path(path));
+    // Case too: an upstream on a case-insensitive file system serves `/ADMIN/` as `/admin/`.
+    let normalized = (!app.rules.is_empty()).then(|| normalize_path(path).to_lowercase());
     for p in std::iter::once(path).chain(normalized.as_deref()) {
-        if let Some(rule) = app.rules.iter().find(|r| glob_match(&r.path, p)) {
-            if !rule.roles.is_empty() && !rule.roles.iter().any(|r| access.roles.contains(r)) {
+        let folded = p.len() != path.len() || p.as_ptr() != path.as_ptr();
+        if let Some(rule) = app.rules.iter().find(|r| {
+            if folded {
+                glob_match(&r.path.to_lowercase(), p)
+            } else {
+                glob_match(&r.path, p)
+            }
+        }) {
+            if !rule.roles.is_empty() && !rule.roles.iter().any(|r| access.has_role(r)) {
                 return Ok(Some(Decision::Deny {
                     reason: "path_rule",
                     access,
@@ -325,7 +438,7 @@ pub async fn decide(
                 .store
                 .take_seat(
                     &app.id,
-                    &access.user_id,
+                    access.user_id(),
                     licensed as i64,
                     app.seat_overflow == SeatOverflow::Admit,
                     now,
@@ -342,9 +455,9 @@ pub async fn decide(
                             audit::Event {
                                 action: "seat.overage",
                                 outcome: "success",
-                                actor: &Actor::user(&access.user_id, &access.email),
+                                actor: &Actor::user(access.user_id(), access.email()),
                                 target: &app.id,
-                                target_user_id: Some(&access.user_id),
+                                target_user_id: Some(access.user_id()),
                                 ip: "",
                                 details: serde_json::json!({ "in_use": in_use, "licensed": licensed }),
                             },
@@ -363,7 +476,54 @@ pub async fn decide(
 
 #[cfg(test)]
 mod tests {
-    use super::glob_match;
+    use super::*;
+
+    fn holding_an_assertion() -> Arc<AppAccess> {
+        let a = AppAccess::new(
+            b"x-user: u\r\n",
+            ["u", "u@example.com", "U", "a,b"],
+            Seat::Limited,
+            true,
+        );
+        *a.assertion.lock().unwrap() = Some((i64::MAX, HeaderValue::from_static("jws")));
+        Arc::new(a)
+    }
+
+    #[test]
+    fn compact_access_gives_back_what_it_was_built_from() {
+        let a = holding_an_assertion();
+        assert_eq!(a.lines(), b"x-user: u\r\n");
+        assert_eq!(
+            (a.user_id(), a.email(), a.name(), a.roles_text()),
+            ("u", "u@example.com", "U", "a,b")
+        );
+        assert!(a.has_role("a") && a.has_role("b") && !a.has_role("c"));
+    }
+
+    fn holds(a: &AppAccess) -> bool {
+        a.assertion.lock().unwrap().is_some()
+    }
+
+    #[test]
+    fn the_longest_held_assertions_are_dropped_beyond_the_limit() {
+        let kept = KeptAssertions::new(2);
+        let (a, b, c) = (
+            holding_an_assertion(),
+            holding_an_assertion(),
+            holding_an_assertion(),
+        );
+        kept.keep(&a);
+        kept.keep(&b);
+        assert!(holds(&a) && holds(&b));
+        kept.keep(&c);
+        assert!(!holds(&a) && holds(&b) && holds(&c));
+        assert_eq!(kept.len(), 2);
+        // Sessions that ended leave nothing behind but their place in line.
+        drop(b);
+        let d = holding_an_assertion();
+        kept.keep(&d);
+        assert!(holds(&c) && holds(&d));
+    }
 
     #[test]
     fn globs() {
@@ -384,5 +544,8 @@ mod tests {
         assert_eq!(normalize_path("/public/../admin/"), "/admin/");
         assert_eq!(normalize_path("/a%2Fb"), "/a/b");
         assert_eq!(normalize_path("/%zz"), "/%zz");
+        assert_eq!(normalize_path("/admin;x=1/users"), "/admin/users");
+        assert_eq!(normalize_path("/orders/..;/admin/"), "/admin/");
+        assert_eq!(normalize_path("/admin%3Bjsessionid=1/x"), "/admin/x");
     }
 }

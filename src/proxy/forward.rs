@@ -139,7 +139,7 @@ impl Upstreams {
             .lock()
             .unwrap_or_else(|e| e.into_inner());
         while let Some(c) = idle.pop() {
-            if c.fresh() {
+            if c.fresh() && super::relay::still_open(&c) {
                 return Some(c);
             }
         }
@@ -152,7 +152,7 @@ impl Upstreams {
         let mut idle = self.idle[slot][idx]
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        if idle.len() < 256 {
+        if idle.len() < 256 && super::relay::still_open(&c) {
             idle.push(c);
         }
     }

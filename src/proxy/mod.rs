@@ -24,6 +24,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Signed assertions kept in memory at most (≈ 0.7 KB each).
+const KEPT_ASSERTIONS: usize = 20_000;
+
 pub struct Proxy {
     pub routes: routes::Routes,
     pub upstreams: Upstreams,
@@ -31,6 +34,8 @@ pub struct Proxy {
     pub names: Vec<IdentityNames>,
     /// Per app: every identity header name to remove from incoming requests.
     strip: Vec<Vec<HeaderName>>,
+    /// Which sessions × apps hold a signed assertion in memory (bounded).
+    pub kept_assertions: access::KeptAssertions,
     /// Denied requests are audited at most once a minute per user, app and reason.
     denied_audited: moka::sync::Cache<(String, usize, &'static str), ()>,
 }
@@ -100,6 +105,7 @@ impl Proxy {
             upstreams: Upstreams::new(&config.apps, config.server.workers),
             names,
             strip,
+            kept_assertions: access::KeptAssertions::new(KEPT_ASSERTIONS),
             denied_audited: moka::sync::Cache::builder()
                 .time_to_live(Duration::from_secs(60))
                 .max_capacity(100_000)
@@ -200,7 +206,7 @@ pub async fn audit_denied(
     path: &str,
     ip: &str,
 ) {
-    let key = (access.user_id.clone(), idx, reason);
+    let key = (access.user_id().to_string(), idx, reason);
     if core.proxy.denied_audited.contains_key(&key) {
         return;
     }
@@ -210,9 +216,9 @@ pub async fn audit_denied(
         audit::Event {
             action: "proxy.denied",
             outcome: "denied",
-            actor: &Actor::user(&access.user_id, &access.email),
+            actor: &Actor::user(access.user_id(), access.email()),
             target: &core.config.apps[idx].id,
-            target_user_id: Some(&access.user_id),
+            target_user_id: Some(access.user_id()),
             ip,
             details: serde_json::json!({ "reason": reason, "path": path }),
         },
@@ -248,7 +254,7 @@ pub fn stamp_identity(
     core: &Core,
     idx: usize,
     headers: &mut HeaderMap,
-    access: &AppAccess,
+    access: &Arc<AppAccess>,
     session: &crate::auth::session::Session,
 ) {
     let strip = &core.proxy.strip[idx];

@@ -16,15 +16,13 @@ use crate::auth::session::{Session, Stage};
 use crate::web::h1::{Conn, Head, Next, http_date, put_header, write_response};
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use bytes::{Buf, BytesMut};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// An idle upstream connection older than this is not reused.
 const KEEP_IDLE: Duration = Duration::from_secs(60);
-/// A kept connection idle for longer than this is checked before a request body is sent on it
-/// (a body cannot be sent twice).
-const CHECK_AFTER: Duration = Duration::from_secs(1);
 const MAX_RESPONSE_HEAD: usize = 64 * 1024;
 
 /// A kept-alive HTTP/1.1 connection to an upstream.
@@ -140,7 +138,7 @@ fn upstream_head(
     target: &Target,
     head: &Head,
     hop: &Hop,
-    (access, session): (&AppAccess, &Session),
+    (access, session): (&Arc<AppAccess>, &Session),
     out: &mut Vec<u8>,
 ) {
     let strip = &core.proxy.strip[idx];
@@ -192,7 +190,7 @@ fn upstream_head(
         }
         put_header(out, n, v);
     }
-    out.extend_from_slice(&access.lines);
+    out.extend_from_slice(access.lines());
     let app = &core.config.apps[idx];
     let assertion = access.assertion(core, app, session);
     put_header(
@@ -475,7 +473,7 @@ async fn connection(
     new_only: bool,
 ) -> Result<(UpConn, bool), Failure> {
     let kept = match c.upstream.take() {
-        Some((i, up)) if i == idx && up.fresh() => Some(up),
+        Some((i, up)) if i == idx && up.fresh() && still_open(&up) => Some(up),
         Some((i, up)) => {
             core.proxy.upstreams.give_back(i, up);
             None
@@ -503,8 +501,10 @@ async fn connection(
     }
 }
 
-/// Whether a kept connection still looks open (no end-of-stream or stray bytes waiting).
-fn still_open(up: &UpConn) -> bool {
+/// Whether a kept connection can carry another request: nothing arrived on it since its last
+/// response (no end-of-stream, and no stray bytes that would pass for the next answer). Costs
+/// no system call unless the socket was reported readable.
+pub fn still_open(up: &UpConn) -> bool {
     let mut probe = [0u8; 1];
     matches!(up.tcp.try_read(&mut probe), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
 }
@@ -518,36 +518,31 @@ async fn exchange(
     target: &Target,
     c: &mut Conn,
     head: &Head,
-    request_head: &[u8],
+    request_head: &mut Vec<u8>,
 ) -> Result<(UpConn, ResponseHead, Vec<u8>), Failure> {
     let app = &core.config.apps[idx];
     let body_len = head.content_length.unwrap_or(0);
     let head_only = head.method == axum::http::Method::HEAD;
     for attempt in 0..2 {
         let (mut up, reused) = connection(core, idx, target, c, attempt > 0).await?;
-        if reused && body_len > 0 && up.idle_since.elapsed() > CHECK_AFTER && !still_open(&up) {
-            continue;
-        }
         up.buf.clear();
-        // The head and whatever of the body is already here, in one write.
-        let mut first = Vec::new();
+        // The head and whatever of the body is already here, in one write (a request with a
+        // body is never sent twice, so the head buffer can take it).
         let ready = (c.buf.len() as u64).min(body_len) as usize;
-        let sent = if ready > 0 && request_head.len() + ready <= 64 * 1024 {
-            first.reserve(request_head.len() + ready);
-            first.extend_from_slice(request_head);
-            first.extend_from_slice(&c.buf[..ready]);
+        let mut with_head = 0;
+        if ready > 0 && request_head.len() + ready <= 64 * 1024 {
+            request_head.extend_from_slice(&c.buf[..ready]);
             c.buf.advance(ready);
-            up.tcp.write_all(&first).await
-        } else {
-            up.tcp.write_all(request_head).await
-        };
+            with_head = ready as u64;
+        }
+        let sent = up.tcp.write_all(request_head).await;
         if sent.is_err() {
             if reused && attempt == 0 && body_len == 0 {
                 continue;
             }
             return Err(Failure::Upstream("write failed"));
         }
-        let mut left = body_len - ready as u64;
+        let mut left = body_len - with_head;
         while left > 0 {
             if c.buf.is_empty() {
                 match c.read_more().await {
@@ -602,7 +597,7 @@ async fn forward(
     c: &mut Conn,
     head: &Head,
     session: &Session,
-    access: &AppAccess,
+    access: &Arc<AppAccess>,
 ) -> Next {
     let app = &core.config.apps[idx];
     let wants_html = accepts_html(head);
@@ -631,7 +626,7 @@ async fn forward(
         proto: core.config.server.public_url.scheme(),
         host: &host,
     };
-    let mut request_head = std::mem::take(&mut c.out);
+    let mut request_head = std::mem::take(&mut c.up_head);
     upstream_head(
         core,
         idx,
@@ -641,8 +636,8 @@ async fn forward(
         (access, session),
         &mut request_head,
     );
-    let result = exchange(core, idx, target, c, head, &request_head).await;
-    c.out = request_head;
+    let result = exchange(core, idx, target, c, head, &mut request_head).await;
+    c.up_head = request_head;
     let (mut up, rh, response_head) = match result {
         Ok(r) => r,
         Err(f) => {

@@ -196,8 +196,10 @@ pub struct Conn {
     pub peer: SocketAddr,
     /// Upstream connection kept for this client's next request (app index, connection).
     pub upstream: Option<(usize, crate::proxy::relay::UpConn)>,
-    /// Output scratch, reused across requests.
+    /// Output scratch, reused across requests: responses to the client…
     pub out: Vec<u8>,
+    /// …and request heads for the upstream.
+    pub up_head: Vec<u8>,
     /// The upstream's time to answer (see `proxy::relay`), pushed forward per request.
     pub answer: Pin<Box<tokio::time::Sleep>>,
 }
@@ -233,6 +235,7 @@ pub async fn serve(
         peer,
         upstream: None,
         out: Vec::with_capacity(2048),
+        up_head: Vec::with_capacity(2048),
         answer: Box::pin(tokio::time::sleep(IDLE)),
     };
     let mut spans = Vec::with_capacity(16);
@@ -240,7 +243,7 @@ pub async fn serve(
     let mut idle = Box::pin(tokio::time::sleep(IDLE));
     let stop = drain.wait_for(|d| *d);
     tokio::pin!(stop);
-    loop {
+    'conn: loop {
         // A whole request head, or the end of this connection.
         let (mut head, len) = loop {
             if !c.buf.is_empty() {
@@ -254,19 +257,19 @@ pub async fn serve(
                 spans = Vec::with_capacity(16);
                 let more = tokio::time::timeout(HEAD_TIMEOUT, c.read_more()).await;
                 if !matches!(more, Ok(Ok(n)) if n > 0) {
-                    return;
+                    break 'conn;
                 }
                 continue;
             }
             idle.as_mut().reset(tokio::time::Instant::now() + IDLE);
             let more = tokio::select! {
                 biased;
-                _ = &mut stop => return,
+                _ = &mut stop => break 'conn,
                 r = c.read_more() => r,
-                _ = idle.as_mut() => return,
+                _ = idle.as_mut() => break 'conn,
             };
             if !matches!(more, Ok(n) if n > 0) {
-                return;
+                break 'conn;
             }
         };
         head.bytes = c.buf.split_to(len).freeze();
@@ -285,7 +288,7 @@ pub async fn serve(
         spans = std::mem::take(&mut head.headers);
         match next {
             Next::KeepAlive if !head.close => {}
-            _ => break,
+            _ => break 'conn,
         }
     }
     if let Some((idx, up)) = c.upstream.take() {

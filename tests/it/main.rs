@@ -8,6 +8,7 @@ mod upstream;
 mod cli;
 mod config;
 mod forward_auth;
+mod h1;
 mod proxy;
 mod seats;
 mod signin;

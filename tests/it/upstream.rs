@@ -4,6 +4,7 @@
 //! Paths (matched on the last segment, so any app prefix works):
 //! - `…/download?bytes=N` streams N bytes (`x` repeated) without buffering them;
 //! - `…/upload` reads the request body as a stream and answers `{"bytes": N}`;
+//! - `…/body` answers with the request body exactly as it arrived (decoded from its framing);
 //! - `…/never` never answers;
 //! - `…/ws` accepts a WebSocket and echoes every message;
 //! - anything else echoes the request as JSON: `method`, `path`, `query`, `headers` (pairs,
@@ -212,6 +213,13 @@ async fn handle(
                 "application/json",
                 serde_json::json!({ "bytes": n }).to_string(),
             ))
+        }
+        "body" => {
+            let body = match req.into_body().collect().await {
+                Ok(b) => b.to_bytes(),
+                Err(_) => Bytes::from_static(b"<body failed>"),
+            };
+            Ok(full(StatusCode::OK, "application/octet-stream", body))
         }
         "never" => {
             std::future::pending::<()>().await;
