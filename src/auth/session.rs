@@ -178,7 +178,11 @@ impl Sessions {
             self.cache.invalidate(&digest).await;
             return Ok(None);
         }
-        if self.idle(&session, now) {
+        if !self.idle(&session, now) {
+            self.seen(store, &session, now).await?;
+            return Ok(Some(session));
+        }
+        {
             // Another instance may have seen the session more recently: ask the database
             // before ending it.
             self.cache.invalidate(&digest).await;
@@ -190,6 +194,12 @@ impl Sessions {
                 }
             };
         }
+        self.seen(store, &session, now).await?;
+        Ok(Some(session))
+    }
+
+    /// Records a request of a live session: idle time in memory, in the database once a minute.
+    async fn seen(&self, store: &Store, session: &Session, now: i64) -> store::Result<()> {
         // Written only when the second changes: every request of a session on every core
         // would otherwise write the same cache line.
         if session.last_seen.load(Ordering::Relaxed) != now {
@@ -199,7 +209,29 @@ impl Sessions {
             session.last_written.store(now, Ordering::Relaxed);
             store.touch_session(&session.id, now).await?;
         }
-        Ok(Some(session))
+        Ok(())
+    }
+
+    /// Counts every invalidation so far: a session held since the count last read is still
+    /// valid as long as the count has not moved (and it has neither expired nor idled out).
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::SeqCst)
+    }
+
+    /// For a session a caller already holds from `lookup` (when `epoch` has not moved since):
+    /// `false` when it expired or idled out (the caller then asks `lookup` again), otherwise
+    /// records the request like `lookup` does.
+    pub async fn still_live(
+        &self,
+        store: &Store,
+        session: &Session,
+        now: i64,
+    ) -> store::Result<bool> {
+        if now >= session.expires_at || self.idle(session, now) {
+            return Ok(false);
+        }
+        self.seen(store, session, now).await?;
+        Ok(true)
     }
 
     fn idle(&self, s: &Session, now: i64) -> bool {

@@ -389,15 +389,33 @@ pub async fn decide(
     idx: usize,
     path: &str,
 ) -> Result<Option<Decision>, AppError> {
-    let app = &core.config.apps[idx];
     let Some(access) = access_for(core, session, idx).await? else {
         return Ok(None);
     };
+    Ok(Some(match judge(core, &access, idx, path).await? {
+        Verdict::Allow => Decision::Allow(access),
+        Verdict::Deny(reason) => Decision::Deny { reason, access },
+        Verdict::SeatsFull { frees_at, licensed } => Decision::SeatsFull { frees_at, licensed },
+    }))
+}
+
+/// The decision for a request, once the session's access to the app is known.
+pub enum Verdict {
+    Allow,
+    Deny(&'static str),
+    SeatsFull { frees_at: i64, licensed: u32 },
+}
+
+/// Roles, per-path rules, back-office paths and seats, for one request.
+pub async fn judge(
+    core: &Core,
+    access: &AppAccess,
+    idx: usize,
+    path: &str,
+) -> Result<Verdict, AppError> {
+    let app = &core.config.apps[idx];
     if !access.admitted {
-        return Ok(Some(Decision::Deny {
-            reason: "no_role",
-            access,
-        }));
+        return Ok(Verdict::Deny("no_role"));
     }
     // Rules are checked against the path as sent and as an upstream may read it (decoded,
     // dot segments resolved, slashes collapsed): `/%61dmin/`, `//admin` or `/x/../admin` must
@@ -415,16 +433,10 @@ pub async fn decide(
             }
         }) {
             if !rule.roles.is_empty() && !rule.roles.iter().any(|r| access.has_role(r)) {
-                return Ok(Some(Decision::Deny {
-                    reason: "path_rule",
-                    access,
-                }));
+                return Ok(Verdict::Deny("path_rule"));
             }
             if rule.back_office && access.seat == Seat::Limited {
-                return Ok(Some(Decision::Deny {
-                    reason: "back_office",
-                    access,
-                }));
+                return Ok(Verdict::Deny("back_office"));
             }
         }
     }
@@ -466,12 +478,12 @@ pub async fn decide(
                     }
                 }
                 SeatGrant::Full { frees_at } => {
-                    return Ok(Some(Decision::SeatsFull { frees_at, licensed }));
+                    return Ok(Verdict::SeatsFull { frees_at, licensed });
                 }
             }
         }
     }
-    Ok(Some(Decision::Allow(access)))
+    Ok(Verdict::Allow)
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@
 //! upstream closes); `502` when the upstream cannot be reached or breaks the protocol, `504`
 //! when it does not answer within the app's `timeout`.
 
-use super::access::{AppAccess, Decision};
+use super::access::{AppAccess, Verdict};
 use super::forward::{Hop, Target, gateway_error, write_forwarded};
 use crate::app::Core;
 use crate::auth::session::{Session, Stage};
@@ -65,6 +65,21 @@ fn accepts_html(head: &Head) -> bool {
         .any(|v| v.windows(9).any(|w| w == b"text/html"))
 }
 
+/// What a client connection remembers of its last allowed request: the next request with the
+/// same cookie for the same app skips the cookie hash, the cache lookup and the shared locks,
+/// for as long as no session anywhere has been invalidated since (`Sessions::epoch`); expiry,
+/// idle time, rules and seats are still checked on every request.
+pub struct Recent {
+    epoch: u64,
+    token: Box<[u8]>,
+    idx: usize,
+    session: Arc<Session>,
+    access: Arc<AppAccess>,
+    /// This connection's copy of the assertion, and until when it may be sent.
+    assertion: Vec<u8>,
+    assertion_until: i64,
+}
+
 /// Relays the request when it is an allowed request to a plain HTTP upstream.
 pub async fn relay(core: &Core, idx: usize, c: &mut Conn, head: &Head) -> Fast {
     let Some(target) = core.proxy.upstreams.plain(idx) else {
@@ -76,15 +91,49 @@ pub async fn relay(core: &Core, idx: usize, c: &mut Conn, head: &Head) -> Fast {
     let Some(token) = session_token(head, core.config.session_cookie_name()) else {
         return Fast::Bridge;
     };
-    let session = match core.sessions.lookup(&core.store, token).await {
-        Ok(Some(s)) if s.stage == Stage::Active => s,
-        _ => return Fast::Bridge,
+    let now = crate::store::now();
+    let remembered = match c.recent.take() {
+        Some(r)
+            if r.idx == idx
+                && *r.token == *token.as_bytes()
+                && r.epoch == core.sessions.epoch()
+                && matches!(
+                    core.sessions.still_live(&core.store, &r.session, now).await,
+                    Ok(true)
+                ) =>
+        {
+            Some(r)
+        }
+        _ => None,
     };
-    let access = match super::access::decide(core, &session, idx, head.path()).await {
-        Ok(Some(Decision::Allow(a))) => a,
-        _ => return Fast::Bridge,
+    let recent = match remembered {
+        Some(r) => r,
+        None => {
+            let epoch = core.sessions.epoch();
+            let session = match core.sessions.lookup(&core.store, token).await {
+                Ok(Some(s)) if s.stage == Stage::Active => s,
+                _ => return Fast::Bridge,
+            };
+            let access = match super::access::access_for(core, &session, idx).await {
+                Ok(Some(a)) => a,
+                _ => return Fast::Bridge,
+            };
+            Box::new(Recent {
+                epoch,
+                token: token.as_bytes().into(),
+                idx,
+                session,
+                access,
+                assertion: Vec::new(),
+                assertion_until: i64::MIN,
+            })
+        }
     };
-    Fast::Done(forward(core, idx, target, c, head, &session, &access).await)
+    match super::access::judge(core, &recent.access, idx, head.path()).await {
+        Ok(Verdict::Allow) => {}
+        _ => return Fast::Bridge,
+    }
+    Fast::Done(forward(core, idx, target, c, head, recent).await)
 }
 
 /// Header names the fast path never copies from the client: hop-by-hop (RFC 9110 §7.6.1),
@@ -138,7 +187,7 @@ fn upstream_head(
     target: &Target,
     head: &Head,
     hop: &Hop,
-    (access, session): (&Arc<AppAccess>, &Session),
+    recent: &mut Recent,
     out: &mut Vec<u8>,
 ) {
     let strip = &core.proxy.strip[idx];
@@ -190,13 +239,21 @@ fn upstream_head(
         }
         put_header(out, n, v);
     }
-    out.extend_from_slice(access.lines());
-    let app = &core.config.apps[idx];
-    let assertion = access.assertion(core, app, session);
+    out.extend_from_slice(recent.access.lines());
+    let now = crate::store::now();
+    if now >= recent.assertion_until {
+        let app = &core.config.apps[idx];
+        let v = recent.access.assertion(core, app, &recent.session);
+        recent.assertion.clear();
+        recent.assertion.extend_from_slice(v.as_bytes());
+        // The shared one is renewed within its last minute; this copy is refreshed from it
+        // every few seconds.
+        recent.assertion_until = now + 5;
+    }
     put_header(
         out,
         core.proxy.names[idx].assertion.as_str().as_bytes(),
-        assertion.as_bytes(),
+        &recent.assertion,
     );
     write_forwarded(out, hop, prev_xff, prev_proto, prev_fwd);
     if let Some(n) = head.content_length {
@@ -596,8 +653,7 @@ async fn forward(
     target: &Target,
     c: &mut Conn,
     head: &Head,
-    session: &Session,
-    access: &Arc<AppAccess>,
+    mut recent: Box<Recent>,
 ) -> Next {
     let app = &core.config.apps[idx];
     let wants_html = accepts_html(head);
@@ -633,9 +689,10 @@ async fn forward(
         target,
         head,
         &hop,
-        (access, session),
+        &mut recent,
         &mut request_head,
     );
+    c.recent = Some(recent);
     let result = exchange(core, idx, target, c, head, &mut request_head).await;
     c.up_head = request_head;
     let (mut up, rh, response_head) = match result {

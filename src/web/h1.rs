@@ -200,6 +200,8 @@ pub struct Conn {
     pub out: Vec<u8>,
     /// …and request heads for the upstream.
     pub up_head: Vec<u8>,
+    /// The last allowed request's session and access (see `proxy::relay::Recent`).
+    pub recent: Option<Box<crate::proxy::relay::Recent>>,
     /// The upstream's time to answer (see `proxy::relay`), pushed forward per request.
     pub answer: Pin<Box<tokio::time::Sleep>>,
 }
@@ -237,6 +239,7 @@ pub async fn serve(
         out: Vec::with_capacity(2048),
         up_head: Vec::with_capacity(2048),
         answer: Box::pin(tokio::time::sleep(IDLE)),
+        recent: None,
     };
     let mut spans = Vec::with_capacity(16);
     // Long-lived timers, pushed forward per request (cheap while they have not fired).

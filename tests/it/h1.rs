@@ -1399,3 +1399,48 @@ async fn unauthenticated_app_requests_get_a_redirect_or_401_json() {
 
     assert!(upstream.seen().is_empty(), "{:#?}", upstream.seen());
 }
+
+/// A client connection remembers its last allowed request's session and access (so that the
+/// next request skips the cache and the locks), but never past an invalidation: on the same
+/// kept-alive connection, a revoked role gives 403 and a revoked session 401 at once, and a
+/// role granted again lets the next request through.
+#[tokio::test]
+async fn revocations_reach_a_kept_alive_connection_at_once() {
+    let upstream = Upstream::start();
+    let server = start(&upstream.url);
+    let (token, _) = session(&server, "kept@example.com").await;
+    let cookie = format!("Cookie: gatehouse_session={token}");
+    let mut c = Client::connect(&server).await;
+    let get = async |c: &mut Client| {
+        let req = c.head("GET", "/crm/page", &[&cookie]);
+        c.send(req).await;
+        c.response(false).await.status
+    };
+    assert_eq!(get(&mut c).await, 200);
+    assert_eq!(get(&mut c).await, 200);
+
+    server.admin_ok(&[
+        "revoke",
+        "--user",
+        "kept@example.com",
+        "--role",
+        "modify",
+        "--app",
+        "crm",
+    ]);
+    assert_eq!(get(&mut c).await, 403, "role revoked");
+    server.admin_ok(&[
+        "grant",
+        "--user",
+        "kept@example.com",
+        "--role",
+        "modify",
+        "--app",
+        "crm",
+    ]);
+    assert_eq!(get(&mut c).await, 200, "role granted again");
+    assert_eq!(get(&mut c).await, 200);
+
+    server.admin_ok(&["session", "revoke", "--email", "kept@example.com"]);
+    assert_eq!(get(&mut c).await, 401, "session revoked");
+}
