@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// Signed assertions kept in memory at most (≈ 0.7 KB each).
-const KEPT_ASSERTIONS: usize = 20_000;
+const KEPT_ASSERTIONS: usize = 10_000;
 
 pub struct Proxy {
     pub routes: routes::Routes,

@@ -95,7 +95,9 @@ pub async fn relay(core: &Core, idx: usize, c: &mut Conn, head: &Head) -> Fast {
     let remembered = match c.recent.take() {
         Some(r)
             if r.idx == idx
-                && *r.token == *token.as_bytes()
+                // Constant time: behind a front proxy that pools connections, the previous
+                // request on this connection may have been someone else's.
+                && bool::from(subtle::ConstantTimeEq::ct_eq(&*r.token, token.as_bytes()))
                 && r.epoch == core.sessions.epoch()
                 && matches!(
                     core.sessions.still_live(&core.store, &r.session, now).await,

@@ -247,7 +247,9 @@ pub async fn serve(
     let stop = drain.wait_for(|d| *d);
     tokio::pin!(stop);
     'conn: loop {
-        // A whole request head, or the end of this connection.
+        // A whole request head, or the end of this connection. Once its first byte is here, the
+        // rest must follow within HEAD_TIMEOUT in all (a trickle does not keep it open).
+        let mut deadline = None;
         let (mut head, len) = loop {
             if !c.buf.is_empty() {
                 match parse(&c.buf, std::mem::take(&mut spans)) {
@@ -258,7 +260,9 @@ pub async fn serve(
                     Parsed::Partial => {}
                 }
                 spans = Vec::with_capacity(16);
-                let more = tokio::time::timeout(HEAD_TIMEOUT, c.read_more()).await;
+                let until =
+                    *deadline.get_or_insert_with(|| tokio::time::Instant::now() + HEAD_TIMEOUT);
+                let more = tokio::time::timeout_at(until, c.read_more()).await;
                 if !matches!(more, Ok(Ok(n)) if n > 0) {
                     break 'conn;
                 }
