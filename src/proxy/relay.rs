@@ -785,19 +785,20 @@ async fn relay_body(
         if !out.is_empty() || n > 0 {
             if out.len() + n <= 64 * 1024 {
                 out.extend_from_slice(&up.buf[..n]);
-                let r = c.tcp.write_all(&out).await;
+                let r = c.io.write_all(&out).await;
                 out.clear();
                 r.map_err(|_| ())?;
             } else {
-                let r = c.tcp.write_all(&out).await;
+                let r = c.io.write_all(&out).await;
                 out.clear();
                 r.map_err(|_| ())?;
-                c.tcp.write_all(&up.buf[..n]).await.map_err(|_| ())?;
+                c.io.write_all(&up.buf[..n]).await.map_err(|_| ())?;
             }
             up.buf.advance(n);
         }
         if finished {
             c.out = out;
+            c.io.flush().await.map_err(|_| ())?;
             // A broken chunked body cut short: the client must not wait for more.
             return if clean { Ok(true) } else { Err(()) };
         }
@@ -808,6 +809,7 @@ async fn relay_body(
         match up.tcp.read_buf(&mut up.buf).await {
             Ok(0) if framing == Framing::Close => {
                 c.out = out;
+                c.io.flush().await.map_err(|_| ())?;
                 return Ok(false);
             }
             Ok(k) if k > 0 => {}

@@ -1,4 +1,4 @@
-//! HTTP/1.1 on plain TCP, served by hand on the hot path.
+//! HTTP/1.1 (plain, or over TLS without HTTP/2), served by hand on the hot path.
 //!
 //! Each request head is parsed with `httparse` straight out of the connection's buffer. A
 //! request for an app that is allowed through goes to `proxy::relay` without ever becoming an
@@ -190,7 +190,7 @@ fn parse(buf: &[u8], mut spans: Vec<(Span, Span)>) -> Parsed {
 
 /// One client connection served by hand.
 pub struct Conn {
-    pub tcp: TcpStream,
+    pub io: ClientIo,
     /// Bytes read from the client and not yet used.
     pub buf: BytesMut,
     pub peer: SocketAddr,
@@ -212,7 +212,68 @@ impl Conn {
         if self.buf.capacity() - self.buf.len() < 4096 {
             self.buf.reserve(16 * 1024);
         }
-        self.tcp.read_buf(&mut self.buf).await
+        self.io.read_buf(&mut self.buf).await
+    }
+}
+
+/// The client's connection: plain TCP, or TLS that negotiated HTTP/1.1.
+pub enum ClientIo {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+}
+
+impl AsyncRead for ClientIo {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            ClientIo::Plain(t) => Pin::new(t).poll_read(cx, buf),
+            ClientIo::Tls(t) => Pin::new(t.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for ClientIo {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            ClientIo::Plain(t) => Pin::new(t).poll_write(cx, buf),
+            ClientIo::Tls(t) => Pin::new(t.as_mut()).poll_write(cx, buf),
+        }
+    }
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            ClientIo::Plain(t) => Pin::new(t).poll_write_vectored(cx, bufs),
+            ClientIo::Tls(t) => Pin::new(t.as_mut()).poll_write_vectored(cx, bufs),
+        }
+    }
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            ClientIo::Plain(t) => t.is_write_vectored(),
+            ClientIo::Tls(t) => t.is_write_vectored(),
+        }
+    }
+    /// TLS keeps records in its own buffer until flushed: every answer ends with a flush.
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            ClientIo::Plain(t) => Pin::new(t).poll_flush(cx),
+            ClientIo::Tls(t) => Pin::new(t.as_mut()).poll_flush(cx),
+        }
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            ClientIo::Plain(t) => Pin::new(t).poll_shutdown(cx),
+            ClientIo::Tls(t) => Pin::new(t.as_mut()).poll_shutdown(cx),
+        }
     }
 }
 
@@ -222,9 +283,9 @@ pub enum Next {
     Close,
 }
 
-/// Serves a plain-TCP connection until it closes, the server drains, or hyper takes it over.
+/// Serves an HTTP/1.1 connection until it closes, the server drains, or hyper takes it over.
 pub async fn serve(
-    tcp: TcpStream,
+    io: ClientIo,
     peer: SocketAddr,
     gateway: Gateway,
     builder: hyper_util::server::conn::auto::Builder<TokioExecutor>,
@@ -232,7 +293,7 @@ pub async fn serve(
     mut drain: watch::Receiver<bool>,
 ) {
     let mut c = Conn {
-        tcp,
+        io,
         buf: BytesMut::with_capacity(8 * 1024),
         peer,
         upstream: None,
@@ -301,7 +362,7 @@ pub async fn serve(
     if let Some((idx, up)) = c.upstream.take() {
         gateway.give_back(idx, up);
     }
-    let _ = c.tcp.shutdown().await;
+    let _ = c.io.shutdown().await;
     drop(watcher);
 }
 
@@ -318,7 +379,7 @@ async fn hand_to_hyper(
     let peer = c.peer;
     let io = Prefixed {
         prefix: c.buf.freeze(),
-        inner: c.tcp,
+        inner: c.io,
     };
     let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
         let reply = gateway.call(peer, req.map(Body::new));
@@ -427,7 +488,8 @@ pub async fn write_response(
     }
     out.extend_from_slice(b"\r\n");
     if head_only || no_body {
-        return c.tcp.write_all(&c.out).await;
+        c.io.write_all(&c.out).await?;
+        return c.io.flush().await;
     }
     // Small bodies go out with the head in one write.
     let mut pending_head = true;
@@ -451,9 +513,9 @@ pub async fn write_response(
                 c.out.extend_from_slice(b"\r\n");
             }
         } else {
-            c.tcp.write_all(&c.out).await?;
+            c.io.write_all(&c.out).await?;
             c.out.clear();
-            c.tcp.write_all(&data).await?;
+            c.io.write_all(&data).await?;
             if chunked {
                 c.out.extend_from_slice(b"\r\n");
             }
@@ -465,9 +527,9 @@ pub async fn write_response(
     }
     let _ = pending_head;
     if !c.out.is_empty() {
-        c.tcp.write_all(&c.out).await?;
+        c.io.write_all(&c.out).await?;
     }
-    Ok(())
+    c.io.flush().await
 }
 
 pub fn put_header(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
@@ -508,7 +570,7 @@ pub fn http_date() -> [u8; 29] {
 /// The client connection as hyper sees it after a hand-over: first the bytes already read.
 struct Prefixed {
     prefix: Bytes,
-    inner: TcpStream,
+    inner: ClientIo,
 }
 
 impl AsyncRead for Prefixed {

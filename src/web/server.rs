@@ -179,20 +179,21 @@ async fn accept_loop(
         let handler = handler.clone();
         let watcher = graceful.watcher();
         let builder = builder.clone();
+        let drain = local_rx.clone();
         match &acceptor {
             // Plain HTTP: HTTP/1.1 by hand on the hot path (hyper takes over the rest).
             None => {
-                let drain = local_rx.clone();
                 tokio::spawn(super::h1::serve(
-                    tcp, peer, handler, builder, watcher, drain,
+                    super::h1::ClientIo::Plain(tcp),
+                    peer,
+                    handler,
+                    builder,
+                    watcher,
+                    drain,
                 ));
             }
             Some(acceptor) => {
                 let acceptor = acceptor.clone();
-                let svc = hyper::service::service_fn(move |req| {
-                    let reply = handler.call(peer, req.map(axum::body::Body::new));
-                    async move { Ok::<_, std::convert::Infallible>(reply.await) }
-                });
                 tokio::spawn(async move {
                     // TLS handshakes (10 s at most) off the accept loop.
                     let handshake =
@@ -200,6 +201,15 @@ async fn accept_loop(
                     let Ok(Ok(stream)) = handshake.await else {
                         return;
                     };
+                    // HTTP/2 (by ALPN) is hyper's; HTTP/1.1 takes the same path as plain HTTP.
+                    if stream.get_ref().1.alpn_protocol() != Some(b"h2") {
+                        let io = super::h1::ClientIo::Tls(Box::new(stream));
+                        return super::h1::serve(io, peer, handler, builder, watcher, drain).await;
+                    }
+                    let svc = hyper::service::service_fn(move |req| {
+                        let reply = handler.call(peer, req.map(axum::body::Body::new));
+                        async move { Ok::<_, std::convert::Infallible>(reply.await) }
+                    });
                     let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
                     let _ = watcher.watch(conn.into_owned()).await;
                 });

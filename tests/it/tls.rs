@@ -24,11 +24,15 @@ fn dev_cert(dir: &TempDir) -> (String, String) {
 async fn the_gateway_serves_https_with_a_dev_certificate_over_http1_and_http2() {
     let certs = TempDir::new();
     let (cert, key) = dev_cert(&certs);
+    let upstream = crate::upstream::Upstream::start();
     let server = Server::start_with(Options {
         sections: format!(
             "[server.tls]\ncert = \"{cert}\"\nkey = \"{key}\"\n\n\
              [[app]]\nid = \"whoami\"\nhost = \"localhost:{{PORT}}\"\npath_prefix = \"/whoami/\"\n\
-             upstream = \"builtin:whoami\"\nallow_roles = [\"*\"]\n"
+             upstream = \"builtin:whoami\"\nallow_roles = [\"*\"]\n\n\
+             [[app]]\nid = \"crm\"\nhost = \"localhost:{{PORT}}\"\npath_prefix = \"/crm/\"\n\
+             upstream = \"{}\"\nallow_roles = [\"*\"]\n",
+            upstream.url
         ),
         env: vec![(
             "GATEHOUSE_SERVER__PUBLIC_URL".into(),
@@ -77,6 +81,39 @@ async fn the_gateway_serves_https_with_a_dev_certificate_over_http1_and_http2() 
     let r = b.get("/whoami/").await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert!(r.body.contains("tls@example.com"), "{}", r.body);
+
+    // An app behind the gateway over HTTPS, with HTTP/2 and with HTTP/1.1 (several requests on
+    // one kept-alive TLS connection, each answered in full): the identity reaches the upstream
+    // and the gateway's cookie does not.
+    let r = b.get("/crm/over-h2").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let h1 = client(true);
+    for i in 0..5 {
+        let r = h1
+            .get(format!("{base}/crm/over-h1/{i}"))
+            .header("cookie", b.cookie_header())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.version(), reqwest::Version::HTTP_11);
+        assert_eq!(r.status(), 200);
+        let body: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(body["path"], format!("/crm/over-h1/{i}"), "{body}");
+    }
+    for path in ["/crm/over-h2", "/crm/over-h1/4"] {
+        let seen = upstream.last(path);
+        assert_eq!(
+            seen.one("x-gatehouse-email").as_deref(),
+            Some("tls@example.com"),
+            "{path}"
+        );
+        assert_eq!(
+            seen.one("x-forwarded-proto").as_deref(),
+            Some("https"),
+            "{path}"
+        );
+        assert!(seen.one("cookie").is_none(), "{path}");
+    }
 
     // Plain HTTP on the TLS port gets nothing useful.
     let plain = reqwest::Client::new()
