@@ -22,6 +22,8 @@ pub enum SeatOverflow {
 #[derive(Debug, Clone)]
 pub struct RuleConfig {
     pub path: String,
+    /// `path` in lower case, for matching the case-folded request path.
+    pub path_lower: String,
     pub roles: Vec<String>,
     pub back_office: bool,
 }
@@ -242,6 +244,7 @@ pub fn read_app(s: &Section) -> AppConfig {
             );
         }
         rules.push(RuleConfig {
+            path_lower: path.to_lowercase(),
             path,
             roles: r.strings("roles"),
             back_office: r.bool("back_office", false),

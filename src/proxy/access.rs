@@ -327,12 +327,9 @@ impl KeptAssertions {
         }
     }
 
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.order.lock().unwrap_or_else(|e| e.into_inner()).len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 
@@ -425,13 +422,11 @@ pub async fn judge(
     let normalized = (!app.rules.is_empty()).then(|| normalize_path(path).to_lowercase());
     for p in std::iter::once(path).chain(normalized.as_deref()) {
         let folded = p.len() != path.len() || p.as_ptr() != path.as_ptr();
-        if let Some(rule) = app.rules.iter().find(|r| {
-            if folded {
-                glob_match(&r.path.to_lowercase(), p)
-            } else {
-                glob_match(&r.path, p)
-            }
-        }) {
+        if let Some(rule) = app
+            .rules
+            .iter()
+            .find(|r| glob_match(if folded { &r.path_lower } else { &r.path }, p))
+        {
             if !rule.roles.is_empty() && !rule.roles.iter().any(|r| access.has_role(r)) {
                 return Ok(Verdict::Deny("path_rule"));
             }

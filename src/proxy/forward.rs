@@ -96,8 +96,9 @@ impl Upstreams {
                 _ => None,
             })
             .collect();
+        let connectors: Vec<Connector> = apps.iter().map(connector).collect();
         let clients = (0..=workers)
-            .map(|_| apps.iter().map(client).collect())
+            .map(|_| connectors.iter().map(client).collect())
             .collect();
         let idle = (0..=workers)
             .map(|_| apps.iter().map(|_| Default::default()).collect())
@@ -110,20 +111,24 @@ impl Upstreams {
     }
 }
 
-fn client(app: &AppConfig) -> Client<Connector, Body> {
+/// App `idx`'s connector (its connect timeout; TLS set up once, shared by every worker's pool).
+fn connector(app: &AppConfig) -> Connector {
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_connect_timeout(Some(app.connect_timeout));
     http.set_nodelay(true);
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
+    hyper_rustls::HttpsConnectorBuilder::new()
         .with_webpki_roots()
         .https_or_http()
         .enable_http1()
-        .wrap_connector(http);
+        .wrap_connector(http)
+}
+
+fn client(connector: &Connector) -> Client<Connector, Body> {
     Client::builder(TokioExecutor::new())
         .pool_idle_timeout(Duration::from_secs(90))
         .pool_max_idle_per_host(256)
-        .build(https)
+        .build(connector.clone())
 }
 
 impl Upstreams {

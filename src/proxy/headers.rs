@@ -16,25 +16,32 @@ pub fn encode_value(s: &str) -> HeaderValue {
     HeaderValue::from_str(&out).expect("printable ASCII is a valid header value")
 }
 
-/// RFC 9110 §7.6.1 hop-by-hop headers, plus whatever `Connection` names.
-static HOP_BY_HOP: [HeaderName; 9] = [
-    header::CONNECTION,
-    HeaderName::from_static("keep-alive"),
-    HeaderName::from_static("proxy-connection"),
-    header::PROXY_AUTHENTICATE,
-    header::PROXY_AUTHORIZATION,
-    header::TE,
-    header::TRAILER,
-    header::TRANSFER_ENCODING,
-    header::UPGRADE,
+/// RFC 9110 §7.6.1 hop-by-hop headers (and the proxy-only ones); `Connection` may name more.
+const HOP_BY_HOP: [&str; 9] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
 ];
+
+/// Whether `name` (any case) is hop-by-hop by itself.
+pub fn is_hop_by_hop(name: &[u8]) -> bool {
+    HOP_BY_HOP
+        .iter()
+        .any(|k| name.eq_ignore_ascii_case(k.as_bytes()))
+}
 
 /// Runs on every request and every response: one pass over the names present (no name
 /// parsing, no allocation when there is nothing to remove).
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     let mut remove: Vec<HeaderName> = headers
         .keys()
-        .filter(|n| HOP_BY_HOP.contains(n))
+        .filter(|n| is_hop_by_hop(n.as_str().as_bytes()))
         .cloned()
         .collect();
     if remove.is_empty() {
@@ -53,25 +60,37 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
+/// The `name=value` pairs of one `Cookie` header value, without those named in `drop` (the
+/// gateway's own cookies).
+pub fn kept_cookie_pairs<'a>(
+    value: &'a [u8],
+    drop: &'a [&str],
+) -> impl Iterator<Item = &'a [u8]> + 'a {
+    value
+        .split(|b| *b == b';')
+        .map(<[u8]>::trim_ascii)
+        .filter(|pair| {
+            let name = pair
+                .split(|b| *b == b'=')
+                .next()
+                .unwrap_or(b"")
+                .trim_ascii();
+            !pair.is_empty() && !drop.iter().any(|d| d.as_bytes() == name)
+        })
+}
+
 /// Removes the gateway's own cookies from `Cookie` headers, keeping the app's cookies (in one
 /// header: HTTP/2 cookie crumbs are joined for the HTTP/1.1 upstream, RFC 9113 §8.2.3).
 pub fn strip_cookies(headers: &mut HeaderMap, names: &[&str]) {
-    let mut kept = String::new();
+    let mut kept: Vec<u8> = Vec::new();
     let mut any = false;
     for v in headers.get_all(header::COOKIE) {
         any = true;
-        for pair in String::from_utf8_lossy(v.as_bytes()).split(';') {
-            let p = pair.trim();
-            if p.is_empty() {
-                continue;
+        for pair in kept_cookie_pairs(v.as_bytes(), names) {
+            if !kept.is_empty() {
+                kept.extend_from_slice(b"; ");
             }
-            let name = p.split('=').next().unwrap_or("").trim();
-            if !names.contains(&name) {
-                if !kept.is_empty() {
-                    kept.push_str("; ");
-                }
-                kept.push_str(p);
-            }
+            kept.extend_from_slice(pair);
         }
     }
     if !any {
@@ -79,7 +98,7 @@ pub fn strip_cookies(headers: &mut HeaderMap, names: &[&str]) {
     }
     headers.remove(header::COOKIE);
     if !kept.is_empty()
-        && let Ok(v) = HeaderValue::from_str(&kept)
+        && let Ok(v) = HeaderValue::from_bytes(&kept)
     {
         headers.insert(header::COOKIE, v);
     }

@@ -126,8 +126,21 @@ pub fn request_host(uri: &axum::http::Uri, headers: &HeaderMap) -> String {
 pub fn accepts_html(headers: &HeaderMap) -> bool {
     headers
         .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|a| a.contains("text/html"))
+        .is_some_and(|v| accept_has_html(v.as_bytes()))
+}
+
+/// An `Accept` value that lists `text/html` (a browser navigation).
+pub fn accept_has_html(accept: &[u8]) -> bool {
+    accept.windows(9).any(|w| w == b"text/html")
+}
+
+/// The `Host` the client sent, lowercased, as a header value for `X-Forwarded-Host`.
+pub fn host_value(sent: &str) -> Result<HeaderValue, axum::http::header::InvalidHeaderValue> {
+    if sent.bytes().any(|b| b.is_ascii_uppercase()) {
+        HeaderValue::from_str(&sent.to_ascii_lowercase())
+    } else {
+        HeaderValue::from_str(sent)
+    }
 }
 
 /// The host as the client sent it (HTTP/2 `:authority` or HTTP/1 `Host`), not lowercased.
@@ -283,18 +296,7 @@ pub async fn handle(
     mut req: axum::http::Request<axum::body::Body>,
 ) -> Response {
     let app = &core.config.apps[idx];
-    let host = {
-        let sent = sent_host(req.uri(), req.headers());
-        if sent.bytes().any(|b| b.is_ascii_uppercase()) {
-            HeaderValue::from_str(&sent.to_ascii_lowercase())
-        } else if req.uri().authority().is_none()
-            && let Some(h) = req.headers().get(header::HOST)
-        {
-            Ok(h.clone())
-        } else {
-            HeaderValue::from_str(sent)
-        }
-    };
+    let host = host_value(sent_host(req.uri(), req.headers()));
     let Ok(host) = host else {
         return gateway_error(
             StatusCode::BAD_REQUEST,

@@ -11,10 +11,11 @@
 
 use super::access::{AppAccess, Verdict};
 use super::forward::{Hop, Target, gateway_error, write_forwarded};
+use super::headers::{is_hop_by_hop, kept_cookie_pairs};
 use crate::app::Core;
 use crate::auth::session::{Session, Stage};
 use crate::web::h1::{Conn, Head, Next, http_date, put_header, write_response};
-use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::http::{HeaderName, StatusCode};
 use bytes::{Buf, BytesMut};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -50,19 +51,8 @@ pub enum Fast {
     Hyper,
 }
 
-/// The session cookie's value in the request.
-fn session_token<'a>(head: &'a Head, name: &str) -> Option<&'a str> {
-    head.values("cookie")
-        .filter_map(|v| std::str::from_utf8(v).ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v)
-}
-
 fn accepts_html(head: &Head) -> bool {
-    head.values("accept")
-        .any(|v| v.windows(9).any(|w| w == b"text/html"))
+    head.values("accept").any(super::accept_has_html)
 }
 
 /// What a client connection remembers of its last allowed request: the next request with the
@@ -88,7 +78,9 @@ pub async fn relay(core: &Core, idx: usize, c: &mut Conn, head: &Head) -> Fast {
             _ => Fast::Bridge,
         };
     };
-    let Some(token) = session_token(head, core.config.session_cookie_name()) else {
+    let Some(token) =
+        crate::web::cookies::find(head.values("cookie"), core.config.session_cookie_name())
+    else {
         return Fast::Bridge;
     };
     let now = crate::store::now();
@@ -131,35 +123,68 @@ pub async fn relay(core: &Core, idx: usize, c: &mut Conn, head: &Head) -> Fast {
             })
         }
     };
-    match super::access::judge(core, &recent.access, idx, head.path()).await {
-        Ok(Verdict::Allow) => {}
-        _ => return Fast::Bridge,
+    // Refusals are answered here: asking the router would decide (and audit) all over again.
+    let refusal = match super::access::judge(core, &recent.access, idx, head.path()).await {
+        Ok(Verdict::Allow) => None,
+        Ok(Verdict::Deny(reason)) => {
+            let ip = client_ip(core, c, head);
+            super::audit_denied(
+                core,
+                idx,
+                &recent.access,
+                reason,
+                head.path(),
+                &ip.to_string(),
+            )
+            .await;
+            Some(super::forbidden(accepts_html(head), reason))
+        }
+        Ok(Verdict::SeatsFull { frees_at, licensed }) => {
+            Some(super::seats_full(frees_at, licensed, accepts_html(head)))
+        }
+        Err(_) => return Fast::Bridge,
+    };
+    match refusal {
+        None => Fast::Done(forward(core, idx, target, c, head, recent).await),
+        Some(r) => {
+            c.recent = Some(recent);
+            Fast::Done(answer(c, head, r).await)
+        }
     }
-    Fast::Done(forward(core, idx, target, c, head, recent).await)
 }
 
-/// Header names the fast path never copies from the client: hop-by-hop (RFC 9110 §7.6.1),
-/// and those it writes itself.
+fn client_ip(core: &Core, c: &Conn, head: &Head) -> std::net::IpAddr {
+    crate::web::client::client_ip(
+        c.peer.ip(),
+        head.value_str("x-forwarded-for"),
+        &core.config.server.trusted_proxies,
+    )
+}
+
+/// Answers with a response of the gateway's own instead of the upstream's. The request body
+/// is not read, so when there is one the connection ends after the answer.
+async fn answer(c: &mut Conn, head: &Head, r: axum::response::Response) -> Next {
+    let close = head.close || head.content_length.unwrap_or(0) > 0;
+    let head_only = head.method == axum::http::Method::HEAD;
+    match write_response(c, r, head_only, close).await {
+        Ok(()) if !close => Next::KeepAlive,
+        _ => Next::Close,
+    }
+}
+
+/// Header names the fast path never copies from the client: hop-by-hop, and those it writes
+/// itself.
 fn dropped_request_header(n: &[u8]) -> bool {
-    const NAMES: [&str; 15] = [
+    const OWN: [&str; 7] = [
         "host",
         "content-length",
-        "connection",
-        "keep-alive",
-        "proxy-connection",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
         "cookie",
         "x-forwarded-for",
         "x-forwarded-proto",
         "x-forwarded-host",
+        "forwarded",
     ];
-    NAMES.iter().any(|k| n.eq_ignore_ascii_case(k.as_bytes()))
-        || n.eq_ignore_ascii_case(b"forwarded")
+    is_hop_by_hop(n) || OWN.iter().any(|k| n.eq_ignore_ascii_case(k.as_bytes()))
 }
 
 /// Whether `name` is one of `strip` in any case, also with `_` for `-` (CGI-style servers map
@@ -210,17 +235,8 @@ fn upstream_head(
             if n.eq_ignore_ascii_case(b"cookie") {
                 // Each Cookie header without the gateway's cookies (dropped when nothing is left).
                 let mut started = false;
-                for pair in v.split(|b| *b == b';') {
-                    let pair = pair.trim_ascii();
-                    let name = pair
-                        .split(|b| *b == b'=')
-                        .next()
-                        .unwrap_or(b"")
-                        .trim_ascii();
-                    if pair.is_empty() || gateway_cookies.iter().any(|g| g.as_bytes() == name) {
-                        continue;
-                    }
-                    out.extend_from_slice(if started { b"; " } else { b"cookie: " });
+                for (i, pair) in kept_cookie_pairs(v, &gateway_cookies).enumerate() {
+                    out.extend_from_slice(if i > 0 { b"; " } else { b"cookie: " });
                     out.extend_from_slice(pair);
                     started = true;
                 }
@@ -393,18 +409,8 @@ fn client_head(
     let mut has_date = false;
     for h in resp.headers.iter() {
         let n = h.name.as_bytes();
-        let hop = [
-            "connection",
-            "keep-alive",
-            "proxy-connection",
-            "proxy-authenticate",
-            "proxy-authorization",
-            "te",
-            "trailer",
-            "upgrade",
-        ]
-        .iter()
-        .any(|k| n.eq_ignore_ascii_case(k.as_bytes()));
+        // Transfer-Encoding is hop-by-hop too, but decided just below.
+        let hop = is_hop_by_hop(n) && !n.eq_ignore_ascii_case(b"transfer-encoding");
         // A chunked body is passed on as it came, so its framing header stays.
         let framing_header = n.eq_ignore_ascii_case(b"transfer-encoding")
             && framing != Framing::Chunked
@@ -661,14 +667,7 @@ async fn forward(
     let wants_html = accepts_html(head);
     let trusted = &core.config.server.trusted_proxies;
     let peer = c.peer.ip();
-    let host = {
-        let h = head.host();
-        if h.bytes().any(|b| b.is_ascii_uppercase()) {
-            HeaderValue::from_str(&h.to_ascii_lowercase())
-        } else {
-            HeaderValue::from_str(h)
-        }
-    };
+    let host = super::host_value(head.host());
     let Ok(host) = host else {
         let r = gateway_error(
             StatusCode::BAD_REQUEST,
@@ -679,7 +678,7 @@ async fn forward(
         return Next::Close;
     };
     let hop = Hop {
-        client_ip: crate::web::client::client_ip(peer, head.value_str("x-forwarded-for"), trusted),
+        client_ip: client_ip(core, c, head),
         peer_trusted: trusted.iter().any(|n| n.contains(&peer)),
         proto: core.config.server.public_url.scheme(),
         host: &host,
@@ -717,11 +716,8 @@ async fn forward(
                 }
                 Failure::Client => return Next::Close,
             };
-            // The request body may be partly unread: the connection ends after this answer.
-            let close = head.close || head.content_length.unwrap_or(0) > 0;
-            let r = gateway_error(status, wants_html, message);
-            let _ = write_response(c, r, head.method == axum::http::Method::HEAD, close).await;
-            return if close { Next::Close } else { Next::KeepAlive };
+            // The request body may be partly unread: `answer` ends the connection then.
+            return answer(c, head, gateway_error(status, wants_html, message)).await;
         }
     };
     up.buf.advance(rh.len);

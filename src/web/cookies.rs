@@ -2,10 +2,19 @@ use axum::http::HeaderMap;
 
 /// The value of cookie `name` in the request's `Cookie` headers.
 pub fn get<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get_all(axum::http::header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
+    find(
+        headers
+            .get_all(axum::http::header::COOKIE)
+            .iter()
+            .map(|v| v.as_bytes()),
+        name,
+    )
+}
+
+/// The value of cookie `name` in these `Cookie` header values (the first one that has it).
+pub fn find<'a>(values: impl Iterator<Item = &'a [u8]>, name: &str) -> Option<&'a str> {
+    values
+        .filter_map(|v| std::str::from_utf8(v).ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
         .find(|(k, _)| *k == name)

@@ -74,7 +74,8 @@ impl Head {
     }
     /// Request target (origin form: path and query), validated ASCII by the parser.
     pub fn target(&self) -> &str {
-        std::str::from_utf8(self.bytes(self.target)).unwrap_or("/")
+        // Always valid (the parser hands it over as text); empty matches no route.
+        std::str::from_utf8(self.bytes(self.target)).unwrap_or("")
     }
     pub fn path(&self) -> &str {
         let t = self.target();
@@ -115,7 +116,8 @@ enum Parsed {
     Hyper,
 }
 
-fn parse(buf: &[u8], mut spans: Vec<(Span, Span)>) -> Parsed {
+/// Parses a head from `buf`; `spans` is reused storage (taken into the head when complete).
+fn parse(buf: &[u8], spans: &mut Vec<(Span, Span)>) -> Parsed {
     let mut storage = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut storage);
     let len = match req.parse(buf) {
@@ -179,7 +181,7 @@ fn parse(buf: &[u8], mut spans: Vec<(Span, Span)>) -> Parsed {
             method,
             target,
             host,
-            headers: spans,
+            headers: std::mem::take(spans),
             content_length,
             close,
             connection_tokens,
@@ -313,14 +315,13 @@ pub async fn serve(
         let mut deadline = None;
         let (mut head, len) = loop {
             if !c.buf.is_empty() {
-                match parse(&c.buf, std::mem::take(&mut spans)) {
+                match parse(&c.buf, &mut spans) {
                     Parsed::Done(h, len) => break (h, len),
                     Parsed::Hyper => {
                         return hand_to_hyper(c, gateway, builder, watcher).await;
                     }
                     Parsed::Partial => {}
                 }
-                spans = Vec::with_capacity(16);
                 let until =
                     *deadline.get_or_insert_with(|| tokio::time::Instant::now() + HEAD_TIMEOUT);
                 let more = tokio::time::timeout_at(until, c.read_more()).await;
@@ -620,7 +621,7 @@ mod tests {
     use super::*;
 
     fn done(raw: &str) -> Head {
-        match parse(raw.as_bytes(), Vec::new()) {
+        match parse(raw.as_bytes(), &mut Vec::new()) {
             Parsed::Done(mut h, len) => {
                 assert_eq!(len, raw.len());
                 h.bytes = Bytes::copy_from_slice(raw.as_bytes());
@@ -632,7 +633,7 @@ mod tests {
     }
 
     fn to_hyper(raw: &str) -> bool {
-        matches!(parse(raw.as_bytes(), Vec::new()), Parsed::Hyper)
+        matches!(parse(raw.as_bytes(), &mut Vec::new()), Parsed::Hyper)
     }
 
     #[test]
@@ -681,7 +682,7 @@ mod tests {
     #[test]
     fn partial_heads_wait_for_more_up_to_the_limit() {
         assert!(matches!(
-            parse(b"GET / HTTP/1.1\r\nHost: a\r\n", Vec::new()),
+            parse(b"GET / HTTP/1.1\r\nHost: a\r\n", &mut Vec::new()),
             Parsed::Partial
         ));
         let big = format!("GET / HTTP/1.1\r\nX-Big: {}", "a".repeat(MAX_HEAD));
