@@ -102,7 +102,7 @@ impl Core {
     pub async fn invalidate(&self, what: Invalidate) -> store::Result<i64> {
         match &what {
             Invalidate::Session(h) => self.sessions.forget_token_hash(h).await,
-            Invalidate::User(u) => self.sessions.forget_user(u),
+            Invalidate::User(u) => self.sessions.forget_user(u).await,
         }
         revocation::publish(&self.store, &what).await
     }

@@ -143,7 +143,7 @@ pub async fn post_enroll(
     let Some(user) = core.store.user_by_id(&user.id).await? else {
         return Ok(to_login(&f.rd));
     };
-    let mut amr = session.amr.clone();
+    let mut amr = session.amr();
     if !amr.iter().any(|a| a == "otp") {
         amr.push("otp".into());
     }

@@ -307,7 +307,7 @@ pub async fn post_mfa(
     };
     if code_is_valid(&core, &user, &f.code).await? {
         core.lockout.succeeded(&core.store, &user.id).await?;
-        let mut amr = session.amr.clone();
+        let mut amr = session.amr();
         amr.push("otp".into());
         return advance(&core, &user, amr, Some(&session), &client, &f.rd).await;
     }
@@ -352,26 +352,28 @@ pub async fn sign_out(
     client: &ClientInfo,
 ) -> Result<(), AppError> {
     if let Some(s) = super::current_session(core, headers).await? {
+        let parent = core.store.session_parent(&s.id.to_string()).await?;
         end_session(core, &s, "signout").await?;
         // Signing out on an app host ends the sign-in it was handed off from (and so every
         // sibling app-host session); signing out anywhere releases the person's seats.
-        if let Some(parent) = &s.parent_id {
+        if let Some(parent) = parent {
             for h in core
                 .store
-                .revoke_session(parent, "signout", store::now())
+                .revoke_session(&parent, "signout", store::now())
                 .await?
             {
                 core.invalidate(crate::revocation::Invalidate::Session(h))
                     .await?;
             }
         }
-        if core.store.release_user_seats(&s.user_id).await? > 0 {
-            core.invalidate(crate::revocation::Invalidate::User(s.user_id.clone()))
+        let user_id = s.user_id.to_string();
+        if core.store.release_user_seats(&user_id).await? > 0 {
+            core.invalidate(crate::revocation::Invalidate::User(user_id.clone()))
                 .await?;
         }
         let email = core
             .store
-            .user_by_id(&s.user_id)
+            .user_by_id(&user_id)
             .await?
             .map(|u| u.email)
             .unwrap_or_default();
@@ -380,9 +382,9 @@ pub async fn sign_out(
             audit::Event {
                 action: "signout",
                 outcome: "success",
-                actor: &Actor::user(&s.user_id, &email),
+                actor: &Actor::user(&user_id, &email),
                 target: &email,
-                target_user_id: Some(&s.user_id),
+                target_user_id: Some(&user_id),
                 ip: &client.ip.to_string(),
                 details: serde_json::json!({ "session": s.id }),
             },

@@ -181,7 +181,7 @@ pub async fn advance_location(
 pub async fn end_session(core: &Core, s: &Session, reason: &str) -> Result<(), AppError> {
     let hashes = core
         .store
-        .revoke_session(&s.id, reason, crate::store::now())
+        .revoke_session(&s.id.to_string(), reason, crate::store::now())
         .await?;
     core.invalidate(Invalidate::Session(s.token_hash())).await?;
     let own = s.token_hash();
@@ -214,7 +214,7 @@ pub async fn session_at(
     if !stages.contains(&s.stage) {
         return Ok(None);
     }
-    match core.store.user_by_id(&s.user_id).await? {
+    match core.store.user_by_id(&s.user_id.to_string()).await? {
         Some(u) if u.status == "active" => Ok(Some((s, u))),
         _ => Ok(None),
     }

@@ -135,7 +135,7 @@ pub async fn post_change(
     let Some(user) = core.store.user_by_id(&user.id).await? else {
         return Ok(to_login(&f.rd));
     };
-    advance(&core, &user, session.amr.clone(), None, &client, &f.rd).await
+    advance(&core, &user, session.amr(), None, &client, &f.rd).await
 }
 
 /// The current password, checked under the same lockout as sign-in (this form must not become

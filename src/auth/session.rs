@@ -7,11 +7,13 @@
 
 use crate::config::SessionConfig;
 use crate::crypto;
-use crate::store::{self, SessionRow, Store};
+use crate::store::{self, SessionRow, Stamp, Store};
 use moka::future::Cache;
+use smallvec::SmallVec;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
+use uuid::Uuid;
 
 /// Sessions that have not finished signing in (second factor, enrolment, password change) live
 /// at most this long.
@@ -48,23 +50,29 @@ impl Stage {
 }
 
 /// What the hot path needs to know about a session.
-#[derive(Debug)]
+///
+/// One of these is held per live session, so it is kept compact: ids as 16 bytes, the
+/// authentication methods as one comma-joined string, the idle-time stamps as 32-bit Unix
+/// seconds, room for one app inline; what only signing out needs (the session it was handed
+/// off from) stays in the database.
 pub struct Session {
-    pub id: String,
-    /// SHA-256 of the cookie value (the cache key; the database keeps its hex).
+    pub id: Uuid,
+    /// SHA-256 of the cookie value (the database keeps its hex).
     pub digest: [u8; 32],
-    pub user_id: String,
+    pub user_id: Uuid,
     pub stage: Stage,
-    pub amr: Vec<String>,
-    pub created_at: i64,
+    /// Authentication methods (`amr`: `pwd`, `otp`, `sso:<provider>`), comma-joined.
+    amr: Box<str>,
     pub expires_at: i64,
-    pub parent_id: Option<String>,
-    last_seen: AtomicI64,
-    last_written: AtomicI64,
+    last_seen: Stamp,
+    last_written: Stamp,
     /// What the proxy derived for this session, per app (identity headers, assertion, seat).
     /// Kept here so that it dies with the session and with every invalidation of it.
-    pub apps: std::sync::Mutex<Vec<(usize, Arc<crate::proxy::access::AppAccess>)>>,
+    pub apps: std::sync::Mutex<AppsOfSession>,
 }
+
+/// A session's access per app index: most sessions use one app, held without a heap block.
+pub type AppsOfSession = SmallVec<[(usize, Arc<crate::proxy::access::AppAccess>); 1]>;
 
 impl Session {
     /// The hex SHA-256 of the cookie value, as the database keeps it.
@@ -72,26 +80,36 @@ impl Session {
         crypto::hex(&self.digest)
     }
 
+    /// The authentication methods, in the order they were used.
+    pub fn amr(&self) -> Vec<String> {
+        self.amr
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// `None` for a row that cannot be a session of ours (unknown stage, ids that are not
+    /// UUIDs): it is then treated as no session at all.
     fn from_row(row: SessionRow) -> Option<Session> {
         Some(Session {
             digest: crypto::digest_from_hex(&row.token_hash)?,
             stage: Stage::parse(&row.stage)?,
-            amr: row
-                .amr
-                .split(',')
-                .filter(|s| !s.is_empty())
-                .map(str::to_string)
-                .collect(),
-            id: row.id,
-            user_id: row.user_id,
-            created_at: row.created_at,
+            amr: row.amr.into_boxed_str(),
+            id: Uuid::parse_str(&row.id).ok()?,
+            user_id: Uuid::parse_str(&row.user_id).ok()?,
             expires_at: row.expires_at,
-            parent_id: row.parent_id,
-            last_seen: AtomicI64::new(row.last_seen_at),
-            last_written: AtomicI64::new(row.last_seen_at),
+            last_seen: Stamp::new(row.last_seen_at),
+            last_written: Stamp::new(row.last_seen_at),
             apps: Default::default(),
         })
     }
+}
+
+/// The session cache's key: the first 8 bytes of the cookie's SHA-256 (the whole digest is
+/// compared on every hit, see `Sessions::cached`).
+fn cache_key(digest: &[u8; 32]) -> u64 {
+    u64::from_le_bytes(digest[..8].try_into().expect("8 bytes"))
 }
 
 pub struct NewSession<'a> {
@@ -106,7 +124,8 @@ pub struct NewSession<'a> {
 
 pub struct Sessions {
     cfg: SessionConfig,
-    cache: Cache<[u8; 32], Arc<Session>>,
+    /// Keyed by `cache_key`: an 8-byte key keeps each entry smaller than the 32-byte digest.
+    cache: Cache<u64, Arc<Session>>,
     /// Bumped by every invalidation (see `load`).
     epoch: std::sync::atomic::AtomicU64,
 }
@@ -117,7 +136,6 @@ impl Sessions {
             cache: Cache::builder()
                 .max_capacity(1_000_000)
                 .time_to_idle(Duration::from_secs(15 * 60))
-                .support_invalidation_closures()
                 .build(),
             epoch: Default::default(),
             cfg,
@@ -156,7 +174,9 @@ impl Sessions {
         };
         store.insert_session(&row).await?;
         let session = Arc::new(Session::from_row(row).expect("stage is valid"));
-        self.cache.insert(session.digest, session.clone()).await;
+        self.cache
+            .insert(cache_key(&session.digest), session.clone())
+            .await;
         Ok((token, session))
     }
 
@@ -167,7 +187,7 @@ impl Sessions {
         }
         let digest = crypto::sha256(token.as_bytes());
         let now = store::now();
-        let mut session = match self.cache.get(&digest).await {
+        let mut session = match self.cached(&digest).await {
             Some(s) => s,
             None => match self.load(store, &digest, now).await? {
                 Some(s) => s,
@@ -175,7 +195,7 @@ impl Sessions {
             },
         };
         if now >= session.expires_at {
-            self.cache.invalidate(&digest).await;
+            self.cache.invalidate(&cache_key(&digest)).await;
             return Ok(None);
         }
         if !self.idle(&session, now) {
@@ -185,11 +205,11 @@ impl Sessions {
         {
             // Another instance may have seen the session more recently: ask the database
             // before ending it.
-            self.cache.invalidate(&digest).await;
+            self.cache.invalidate(&cache_key(&digest)).await;
             session = match self.load(store, &digest, now).await? {
                 Some(s) if !self.idle(&s, now) => s,
                 _ => {
-                    self.cache.invalidate(&digest).await;
+                    self.cache.invalidate(&cache_key(&digest)).await;
                     return Ok(None);
                 }
             };
@@ -202,12 +222,12 @@ impl Sessions {
     async fn seen(&self, store: &Store, session: &Session, now: i64) -> store::Result<()> {
         // Written only when the second changes: every request of a session on every core
         // would otherwise write the same cache line.
-        if session.last_seen.load(Ordering::Relaxed) != now {
-            session.last_seen.store(now, Ordering::Relaxed);
+        if session.last_seen.get() != now {
+            session.last_seen.set(now);
         }
-        if now - session.last_written.load(Ordering::Relaxed) >= TOUCH_EVERY {
-            session.last_written.store(now, Ordering::Relaxed);
-            store.touch_session(&session.id, now).await?;
+        if now - session.last_written.get() >= TOUCH_EVERY {
+            session.last_written.set(now);
+            store.touch_session(&session.id.to_string(), now).await?;
         }
         Ok(())
     }
@@ -234,13 +254,21 @@ impl Sessions {
         Ok(true)
     }
 
+    /// The cached session whose cookie has this digest (the cache key is only part of it).
+    async fn cached(&self, digest: &[u8; 32]) -> Option<Arc<Session>> {
+        self.cache
+            .get(&cache_key(digest))
+            .await
+            .filter(|s| s.digest == *digest)
+    }
+
     fn idle(&self, s: &Session, now: i64) -> bool {
         let limit = if s.stage == Stage::Active {
             self.cfg.idle_timeout.as_secs() as i64
         } else {
             PENDING_TTL
         };
-        now - s.last_seen.load(Ordering::Relaxed) > limit
+        now - s.last_seen.get() > limit
     }
 
     async fn load(
@@ -262,11 +290,11 @@ impl Sessions {
             };
             let s = Arc::new(s);
             if self.epoch.load(Ordering::SeqCst) == epoch {
-                self.cache.insert(*digest, s.clone()).await;
+                self.cache.insert(cache_key(digest), s.clone()).await;
                 if self.epoch.load(Ordering::SeqCst) == epoch {
                     return Ok(Some(s));
                 }
-                self.cache.invalidate(digest).await;
+                self.cache.invalidate(&cache_key(digest)).await;
             }
         }
         // Invalidations keep racing: answer from the database alone, without caching.
@@ -280,17 +308,36 @@ impl Sessions {
     pub async fn forget_token_hash(&self, hash: &str) {
         self.epoch.fetch_add(1, Ordering::SeqCst);
         if let Some(digest) = crypto::digest_from_hex(hash) {
-            self.cache.invalidate(&digest).await;
+            // Only the session with this very digest: another one under the same key stays.
+            let key = cache_key(&digest);
+            if self
+                .cache
+                .get(&key)
+                .await
+                .is_some_and(|s| s.digest == digest)
+            {
+                self.cache.invalidate(&key).await;
+            }
         }
     }
 
-    pub fn forget_user(&self, user_id: &str) {
+    pub async fn forget_user(&self, user_id: &str) {
         self.epoch.fetch_add(1, Ordering::SeqCst);
-        let user_id = user_id.to_string();
-        // Only fails when closures are not enabled, which `new` does.
-        let _ = self
+        // A user id that is not a UUID has no session here (`Session::from_row`).
+        let Ok(user_id) = Uuid::parse_str(user_id) else {
+            return;
+        };
+        // A walk over the cache (rare: a person's roles changed or they were removed) rather
+        // than moka's invalidation closures, which cost every entry an allocation more.
+        let theirs: Vec<u64> = self
             .cache
-            .invalidate_entries_if(move |_, s| s.user_id == user_id);
+            .iter()
+            .filter(|(_, s)| s.user_id == user_id)
+            .map(|(k, _)| *k)
+            .collect();
+        for key in theirs {
+            self.cache.invalidate(&key).await;
+        }
     }
 
     pub fn cached_count(&self) -> u64 {

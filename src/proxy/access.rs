@@ -3,17 +3,16 @@
 //! the hot path only copies prepared values.
 
 use super::IdentityNames;
-use super::headers::encode_value;
+use super::headers::{encode_value, put_encoded};
 use crate::app::Core;
 use crate::audit::{self, Actor};
 use crate::auth::session::Session;
 use crate::config::app::{AppConfig, SeatOverflow};
 use crate::error::AppError;
-use crate::store::{self, SeatGrant};
+use crate::store::{self, SeatGrant, Stamp};
 use axum::http::{HeaderName, HeaderValue};
 use std::sync::Arc;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicI64, Ordering};
 
 /// Assertions live 5 minutes (SPEC) and are re-signed when less than a minute is left.
 const ASSERTION_TTL: i64 = 300;
@@ -37,20 +36,22 @@ impl Seat {
     }
 }
 
-/// What one session may do on one app, and the headers that say who it is.
+/// What one session may do on one app, and who it is.
 ///
-/// One of these lives per session and app, so it is kept compact: the identity headers as
-/// they go on the wire, then the user's id, email, name and comma-joined roles, in one string.
+/// One of these lives per session and app, so it is kept compact: the user's id, email, name
+/// and comma-joined roles in one string; the identity header lines are rendered from them
+/// when a connection starts relaying for the session (`write_lines`).
 pub struct AppAccess {
     text: Box<str>,
-    /// Where the header lines, the id, the email and the name end in `text`.
-    ends: [u32; 4],
+    /// Where the id, the email and the name end in `text`.
+    ends: [u32; 3],
     pub seat: Seat,
     /// Holds one of the app's `allow_roles`.
     pub admitted: bool,
-    assertion: Mutex<Option<(i64, HeaderValue)>>,
-    seat_confirmed_at: AtomicI64,
-    overage_audited_at: AtomicI64,
+    /// The signed assertion and its expiry, while held (see `KeptAssertions`).
+    assertion: Mutex<Option<Box<(i64, HeaderValue)>>>,
+    seat_confirmed_at: Stamp,
+    overage_audited_at: Stamp,
 }
 
 impl std::fmt::Debug for AppAccess {
@@ -168,33 +169,20 @@ impl AppAccess {
             .allow_roles
             .iter()
             .any(|r| r == "*" || roles.contains(r));
-        let mut lines = Vec::new();
-        for (name, value) in identity_headers(
-            &core.proxy.names[idx],
-            &user.id,
-            &user.email,
-            &user.name,
-            &roles.join(","),
-            seat,
-        ) {
-            crate::web::h1::put_header(&mut lines, name.as_str().as_bytes(), value.as_bytes());
-        }
         Ok(Some(AppAccess::new(
-            &lines,
             [&user.id, &user.email, &user.name, &roles.join(",")],
             seat,
             admitted,
         )))
     }
 
-    fn new(lines: &[u8], values: [&str; 4], seat: Seat, admitted: bool) -> AppAccess {
-        // Header lines are ASCII: every value was percent-encoded.
-        let mut text = String::from_utf8_lossy(lines).into_owned();
-        let mut ends = [text.len() as u32; 4];
+    fn new(values: [&str; 4], seat: Seat, admitted: bool) -> AppAccess {
+        let mut text = String::with_capacity(values.iter().map(|v| v.len()).sum());
+        let mut ends = [0; 3];
         for (i, v) in values.iter().enumerate() {
             text.push_str(v);
             if i < 3 {
-                ends[i + 1] = text.len() as u32;
+                ends[i] = text.len() as u32;
             }
         }
         AppAccess {
@@ -203,8 +191,8 @@ impl AppAccess {
             seat,
             admitted,
             assertion: Mutex::new(None),
-            seat_confirmed_at: AtomicI64::new(0),
-            overage_audited_at: AtomicI64::new(0),
+            seat_confirmed_at: Stamp::new(0),
+            overage_audited_at: Stamp::new(0),
         }
     }
 
@@ -214,22 +202,18 @@ impl AppAccess {
         &self.text[start..end]
     }
 
-    /// The identity headers except the assertion, ready for the wire (`name: value\r\n` each).
-    pub fn lines(&self) -> &[u8] {
-        self.part(0).as_bytes()
-    }
     pub fn user_id(&self) -> &str {
-        self.part(1)
+        self.part(0)
     }
     pub fn email(&self) -> &str {
-        self.part(2)
+        self.part(1)
     }
     pub fn name(&self) -> &str {
-        self.part(3)
+        self.part(2)
     }
     /// Effective roles for this app, comma-joined.
     pub fn roles_text(&self) -> &str {
-        self.part(4)
+        self.part(3)
     }
     pub fn roles(&self) -> impl Iterator<Item = &str> {
         self.roles_text().split(',').filter(|r| !r.is_empty())
@@ -238,8 +222,25 @@ impl AppAccess {
         self.roles().any(|r| r == role)
     }
 
-    /// The identity headers except the assertion (built afresh: for the hyper path and
-    /// forward-auth; the fast path copies `lines`).
+    /// The identity headers except the assertion, as they go on the wire
+    /// (`name: value\r\n` each), appended to `out`.
+    pub fn write_lines(&self, names: &IdentityNames, out: &mut Vec<u8>) {
+        let values = [
+            self.user_id(),
+            self.email(),
+            self.name(),
+            self.roles_text(),
+            self.seat.as_str(),
+        ];
+        for (name, value) in names.identity().into_iter().zip(values) {
+            out.extend_from_slice(name.as_str().as_bytes());
+            out.extend_from_slice(b": ");
+            put_encoded(out, value);
+            out.extend_from_slice(b"\r\n");
+        }
+    }
+
+    /// The identity headers except the assertion (for the hyper path and forward-auth).
     pub fn headers(&self, names: &IdentityNames) -> [(HeaderName, HeaderValue); 5] {
         identity_headers(
             names,
@@ -261,10 +262,10 @@ impl AppAccess {
     ) -> HeaderValue {
         let now = store::now();
         let mut slot = self.assertion.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((exp, v)) = slot.as_ref()
-            && exp - now > ASSERTION_RENEW
+        if let Some(held) = slot.as_deref()
+            && held.0 - now > ASSERTION_RENEW
         {
-            return v.clone();
+            return held.1.clone();
         }
         let claims = serde_json::json!({
             "iss": core.config.server.public_url.as_str().trim_end_matches('/'),
@@ -276,13 +277,13 @@ impl AppAccess {
             "org": serde_json::Value::Null,
             "seat": self.seat.as_str(),
             "sid": session.id,
-            "amr": session.amr,
+            "amr": session.amr(),
             "iat": now,
             "exp": now + ASSERTION_TTL,
         });
         let v = HeaderValue::from_str(&core.signer.sign(&claims)).expect("JWS is ASCII");
         let fresh = slot.is_none();
-        *slot = Some((now + ASSERTION_TTL, v.clone()));
+        *slot = Some(Box::new((now + ASSERTION_TTL, v.clone())));
         drop(slot);
         if fresh {
             core.proxy.kept_assertions.keep(self);
@@ -341,12 +342,13 @@ fn identity_headers(
     roles: &str,
     seat: Seat,
 ) -> [(HeaderName, HeaderValue); 5] {
+    let [user, e, nm, r, st] = n.identity();
     [
-        (n.user.clone(), encode_value(id)),
-        (n.email.clone(), encode_value(email)),
-        (n.name.clone(), encode_value(name)),
-        (n.roles.clone(), encode_value(roles)),
-        (n.seat.clone(), encode_value(seat.as_str())),
+        (user.clone(), encode_value(id)),
+        (e.clone(), encode_value(email)),
+        (nm.clone(), encode_value(name)),
+        (r.clone(), encode_value(roles)),
+        (st.clone(), encode_value(seat.as_str())),
     ]
 }
 
@@ -365,7 +367,7 @@ pub async fn access_for(
     {
         return Ok(Some(a.clone()));
     }
-    let Some(access) = AppAccess::build(core, idx, &session.user_id).await? else {
+    let Some(access) = AppAccess::build(core, idx, &session.user_id.to_string()).await? else {
         return Ok(None);
     };
     let access = Arc::new(access);
@@ -373,8 +375,6 @@ pub async fn access_for(
     if let Some((_, a)) = apps.iter().find(|(i, _)| *i == idx) {
         return Ok(Some(a.clone()));
     }
-    // Most sessions use one or two apps: no room reserved for more.
-    apps.reserve_exact(1);
     apps.push((idx, access.clone()));
     Ok(Some(access))
 }
@@ -440,7 +440,7 @@ pub async fn judge(
         // Re-confirmed well within the idle timeout, so a seat that lapsed in the database
         // (and went to someone else) is never kept alive from this cache.
         let refresh = SEAT_REFRESH.min(app.seat_idle_timeout.as_secs() as i64 / 2);
-        if now - access.seat_confirmed_at.load(Ordering::Relaxed) >= refresh {
+        if now - access.seat_confirmed_at.get() >= refresh {
             let grant = core
                 .store
                 .take_seat(
@@ -453,10 +453,10 @@ pub async fn judge(
                 )
                 .await?;
             match grant {
-                SeatGrant::Held => access.seat_confirmed_at.store(now, Ordering::Relaxed),
+                SeatGrant::Held => access.seat_confirmed_at.set(now),
                 SeatGrant::Over { in_use } => {
-                    access.seat_confirmed_at.store(now, Ordering::Relaxed);
-                    if now - access.overage_audited_at.swap(now, Ordering::Relaxed) > 3600 {
+                    access.seat_confirmed_at.set(now);
+                    if now - access.overage_audited_at.replace(now) > 3600 {
                         audit::record(
                             &core.store,
                             audit::Event {
@@ -486,20 +486,14 @@ mod tests {
     use super::*;
 
     fn holding_an_assertion() -> Arc<AppAccess> {
-        let a = AppAccess::new(
-            b"x-user: u\r\n",
-            ["u", "u@example.com", "U", "a,b"],
-            Seat::Limited,
-            true,
-        );
-        *a.assertion.lock().unwrap() = Some((i64::MAX, HeaderValue::from_static("jws")));
+        let a = AppAccess::new(["u", "u@example.com", "U", "a,b"], Seat::Limited, true);
+        *a.assertion.lock().unwrap() = Some(Box::new((i64::MAX, HeaderValue::from_static("jws"))));
         Arc::new(a)
     }
 
     #[test]
     fn compact_access_gives_back_what_it_was_built_from() {
         let a = holding_an_assertion();
-        assert_eq!(a.lines(), b"x-user: u\r\n");
         assert_eq!(
             (a.user_id(), a.email(), a.name(), a.roles_text()),
             ("u", "u@example.com", "U", "a,b")

@@ -42,7 +42,7 @@ pub async fn final_location(core: &Core, session: &Session, rd: &str) -> Result<
     core.store
         .insert_handoff(
             &crypto::sha256_hex(code.as_bytes()),
-            &session.id,
+            &session.id.to_string(),
             &host,
             store::now() + HANDOFF_TTL,
         )

@@ -5,15 +5,22 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
 /// Percent-encodes (UTF-8) every byte outside printable ASCII, and `%` itself, so any name or
 /// email is a valid, unambiguous header value.
 pub fn encode_value(s: &str) -> HeaderValue {
-    let mut out = String::with_capacity(s.len());
+    let mut out = Vec::with_capacity(s.len());
+    put_encoded(&mut out, s);
+    HeaderValue::from_maybe_shared(bytes::Bytes::from(out))
+        .expect("printable ASCII is a valid header value")
+}
+
+/// `s` as printable ASCII, appended to `out`: every other byte and `%` percent-encoded.
+pub fn put_encoded(out: &mut Vec<u8>, s: &str) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
     for b in s.bytes() {
         if (0x20..0x7f).contains(&b) && b != b'%' {
-            out.push(b as char);
+            out.push(b);
         } else {
-            out.push_str(&format!("%{b:02X}"));
+            out.extend_from_slice(&[b'%', HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]]);
         }
     }
-    HeaderValue::from_str(&out).expect("printable ASCII is a valid header value")
 }
 
 /// RFC 9110 §7.6.1 hop-by-hop headers (and the proxy-only ones); `Connection` may name more.

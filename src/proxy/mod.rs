@@ -52,6 +52,11 @@ pub struct IdentityNames {
 }
 
 impl IdentityNames {
+    /// The headers that say who the user is, in the order user, email, name, roles, seat.
+    pub fn identity(&self) -> [&HeaderName; 5] {
+        [&self.user, &self.email, &self.name, &self.roles, &self.seat]
+    }
+
     fn new(h: &crate::config::app::HeaderNames) -> IdentityNames {
         let n = |s: &str| HeaderName::from_bytes(s.as_bytes()).expect("validated in config");
         IdentityNames {

@@ -65,6 +65,8 @@ pub struct Recent {
     idx: usize,
     session: Arc<Session>,
     access: Arc<AppAccess>,
+    /// The identity header lines for this session and app, rendered for this connection.
+    lines: Vec<u8>,
     /// This connection's copy of the assertion, and until when it may be sent.
     assertion: Vec<u8>,
     assertion_until: i64,
@@ -112,12 +114,15 @@ pub async fn relay(core: &Core, idx: usize, c: &mut Conn, head: &Head) -> Fast {
                 Ok(Some(a)) => a,
                 _ => return Fast::Bridge,
             };
+            let mut lines = Vec::with_capacity(256);
+            access.write_lines(&core.proxy.names[idx], &mut lines);
             Box::new(Recent {
                 epoch,
                 token: token.as_bytes().into(),
                 idx,
                 session,
                 access,
+                lines,
                 assertion: Vec::new(),
                 assertion_until: i64::MIN,
             })
@@ -257,7 +262,7 @@ fn upstream_head(
         }
         put_header(out, n, v);
     }
-    out.extend_from_slice(recent.access.lines());
+    out.extend_from_slice(&recent.lines);
     let now = crate::store::now();
     if now >= recent.assertion_until {
         let app = &core.config.apps[idx];

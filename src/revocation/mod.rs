@@ -34,7 +34,7 @@ impl Invalidate {
 pub async fn apply(sessions: &Sessions, kind: &str, key: &str) {
     match kind {
         "session" => sessions.forget_token_hash(key).await,
-        "user" => sessions.forget_user(key),
+        "user" => sessions.forget_user(key).await,
         other => tracing::warn!(kind = other, "unknown invalidation kind ignored"),
     }
 }
