@@ -97,6 +97,7 @@ pub fn run() -> ExitCode {
                 Err(code) => return code,
             };
             init_logging(&config);
+            crate::web::server::limit_allocator_arenas(config.server.workers);
             let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
             match rt.block_on(crate::app::serve(config)) {
                 Ok(()) => ExitCode::SUCCESS,

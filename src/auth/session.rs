@@ -344,3 +344,90 @@ impl Sessions {
         self.cache.entry_count()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> SessionConfig {
+        SessionConfig {
+            cookie_name: "gatehouse_session".into(),
+            effective_cookie_name: "gatehouse_session".into(),
+            idle_timeout: Duration::from_secs(3600),
+            absolute_timeout: Duration::from_secs(12 * 3600),
+            cookie_domain: None,
+        }
+    }
+
+    fn session_with(digest: [u8; 32]) -> Arc<Session> {
+        let row = SessionRow {
+            id: uuid::Uuid::now_v7().to_string(),
+            token_hash: crypto::hex(&digest),
+            user_id: uuid::Uuid::now_v7().to_string(),
+            stage: "active".into(),
+            amr: "pwd,otp".into(),
+            ip: String::new(),
+            user_agent: String::new(),
+            created_at: 0,
+            last_seen_at: 1_700_000_000,
+            expires_at: i64::MAX,
+            revoked_at: None,
+            parent_id: None,
+        };
+        Arc::new(Session::from_row(row).expect("a valid row"))
+    }
+
+    #[tokio::test]
+    async fn a_cookie_sharing_the_cache_key_never_gets_another_session() {
+        let sessions = Sessions::new(config());
+        let ours = [7u8; 32];
+        let mut other = ours;
+        other[31] ^= 1;
+        assert_eq!(cache_key(&ours), cache_key(&other));
+        let s = session_with(ours);
+        sessions.cache.insert(cache_key(&ours), s.clone()).await;
+        assert!(sessions.cached(&other).await.is_none());
+        assert!(Arc::ptr_eq(&sessions.cached(&ours).await.unwrap(), &s));
+        // Revoking the other cookie leaves this session cached; revoking its own evicts it.
+        sessions.forget_token_hash(&crypto::hex(&other)).await;
+        assert!(sessions.cached(&ours).await.is_some());
+        sessions.forget_token_hash(&crypto::hex(&ours)).await;
+        assert!(sessions.cached(&ours).await.is_none());
+    }
+
+    #[tokio::test]
+    async fn forgetting_a_user_evicts_only_their_sessions() {
+        let sessions = Sessions::new(config());
+        let (a, b) = (session_with([1; 32]), session_with([2; 32]));
+        for s in [&a, &b] {
+            sessions.cache.insert(cache_key(&s.digest), s.clone()).await;
+        }
+        let epoch = sessions.epoch();
+        sessions.forget_user(&a.user_id.to_string()).await;
+        assert!(sessions.epoch() > epoch);
+        assert!(sessions.cached(&a.digest).await.is_none());
+        assert!(sessions.cached(&b.digest).await.is_some());
+    }
+
+    #[test]
+    fn rows_that_are_not_ours_are_no_session() {
+        let mut row = SessionRow {
+            id: "not-a-uuid".into(),
+            token_hash: crypto::hex(&[3; 32]),
+            user_id: uuid::Uuid::now_v7().to_string(),
+            stage: "active".into(),
+            amr: "pwd".into(),
+            ip: String::new(),
+            user_agent: String::new(),
+            created_at: 0,
+            last_seen_at: 0,
+            expires_at: 0,
+            revoked_at: None,
+            parent_id: None,
+        };
+        assert!(Session::from_row(row.clone()).is_none());
+        row.id = uuid::Uuid::now_v7().to_string();
+        let s = Session::from_row(row).expect("valid");
+        assert_eq!(s.amr(), vec!["pwd".to_string()]);
+    }
+}

@@ -501,6 +501,32 @@ mod tests {
         assert!(a.has_role("a") && a.has_role("b") && !a.has_role("c"));
     }
 
+    #[test]
+    fn wire_lines_say_what_the_headers_say() {
+        let names = IdentityNames::new(&crate::config::app::preset("oauth2-proxy").unwrap());
+        let a = AppAccess::new(
+            ["u-1", "zoë@example.com", "Zoë 100%", "admin,modify"],
+            Seat::Modify,
+            true,
+        );
+        let mut lines = Vec::new();
+        a.write_lines(&names, &mut lines);
+        let mut expected = Vec::new();
+        for (n, v) in a.headers(&names) {
+            expected.extend_from_slice(format!("{}: ", n.as_str()).as_bytes());
+            expected.extend_from_slice(v.as_bytes());
+            expected.extend_from_slice(b"\r\n");
+        }
+        assert_eq!(
+            String::from_utf8(lines).unwrap(),
+            String::from_utf8(expected).unwrap()
+        );
+        assert_eq!(
+            encode_value("Zoë 100%").to_str().unwrap(),
+            "Zo%C3%AB 100%25"
+        );
+    }
+
     fn holds(a: &AppAccess) -> bool {
         a.assertion.lock().unwrap().is_some()
     }

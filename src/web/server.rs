@@ -32,6 +32,23 @@ pub fn default_workers() -> usize {
         .unwrap_or(1)
 }
 
+/// Caps glibc's allocator at one arena per serving worker (at least two). Left alone, glibc
+/// gives every thread that meets a busy arena one of its own, up to eight per CPU: the database
+/// connection threads and the runtime's each end up with one, holding their own freed memory
+/// (about 10% more RSS with 100,000 live sessions). The serving workers, which allocate
+/// little, keep an arena each. Called before the runtime starts.
+pub fn limit_allocator_arenas(workers: usize) {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        let arenas = workers.clamp(2, 1024) as libc::c_int;
+        // SAFETY: `mallopt` sets a tunable of glibc's allocator under the allocator's own
+        // lock; any value is valid for M_ARENA_MAX.
+        unsafe { libc::mallopt(libc::M_ARENA_MAX, arenas) };
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    let _ = workers;
+}
+
 /// Binds `n` listening sockets on `addr` (one per worker). With `SO_REUSEPORT` each worker
 /// has its own accept queue; where that is unavailable they share one socket.
 pub fn bind(addr: SocketAddr, n: usize) -> std::io::Result<Vec<std::net::TcpListener>> {
