@@ -1,6 +1,6 @@
 //! Where access to an app is decided: roles, per-path rules, back-office paths, modify seats.
-//! Also builds, once per session and app, the identity headers and the signed assertion, so
-//! the hot path only copies prepared values.
+//! Also prepares, once per session and app, who the user is and the signed assertion (and, once
+//! per connection, the identity header lines), so the hot path only copies prepared bytes.
 
 use super::IdentityNames;
 use super::headers::{encode_value, put_encoded};
