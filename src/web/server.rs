@@ -2,10 +2,13 @@
 //! own listening socket (`SO_REUSEPORT` on Linux, so the kernel spreads connections over the
 //! workers), HTTP/1.1 and HTTP/2 (h2c, or ALPN over TLS) with upgrades, and a graceful drain.
 //!
-//! A connection lives its whole life on the worker that accepted it, and so do the upstream
-//! connections it uses (see `proxy::forward::Upstreams`): no work-stealing, no cross-thread
-//! wake-ups on the proxy path. Everything else (revocation follower, seat sampler, signals) runs
-//! on the main runtime.
+//! The kernel spreads connections by a hash of their addresses, which leaves a few long-lived
+//! ones (a front load balancer's pool, a benchmark's eight) unevenly spread: a worker that
+//! accepts a connection while holding more than the least busy one hands it to that one
+//! (`Balance`), so no worker holds two more than another. From then on a connection lives its whole life on one worker, and so do the
+//! upstream connections it uses (see `proxy::forward::Upstreams`): no work-stealing, no
+//! cross-thread wake-ups on the proxy path. Everything else (revocation follower, seat sampler,
+//! signals) runs on the main runtime.
 
 use crate::app::Gateway;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -83,6 +86,59 @@ fn listener(addr: SocketAddr, reuse_port: bool) -> std::io::Result<std::net::Tcp
     Ok(socket.into())
 }
 
+/// How many connections each worker holds, and a way to hand one to another worker.
+struct Balance {
+    open: Vec<Counter>,
+    inboxes: Vec<tokio::sync::mpsc::UnboundedSender<(std::net::TcpStream, SocketAddr)>>,
+}
+
+/// One worker's count, on a cache line of its own (each worker writes only its own).
+#[repr(align(64))]
+#[derive(Default)]
+struct Counter(std::sync::atomic::AtomicUsize);
+
+impl Balance {
+    /// Where worker `me` should serve a connection it just accepted: itself, unless it holds
+    /// more connections than the least busy worker.
+    fn pick(&self, me: usize) -> usize {
+        let load = |i: usize| self.open[i].0.load(std::sync::atomic::Ordering::Relaxed);
+        least_busy(me, (0..self.open.len()).map(load))
+    }
+
+    /// Counts a connection on worker `i` until the returned guard is dropped.
+    fn hold(self: &Arc<Self>, i: usize) -> Held {
+        self.open[i]
+            .0
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Held(self.clone(), i)
+    }
+}
+
+/// `me`, or the worker with the fewest connections when `me` has more.
+fn least_busy(me: usize, loads: impl Iterator<Item = usize>) -> usize {
+    let loads: smallvec::SmallVec<[usize; 16]> = loads.collect();
+    let (best, &fewest) = loads
+        .iter()
+        .enumerate()
+        .min_by_key(|(_, n)| **n)
+        .unwrap_or((me, &0));
+    if loads.get(me).is_some_and(|&mine| mine > fewest) {
+        best
+    } else {
+        me
+    }
+}
+
+struct Held(Arc<Balance>, usize);
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.0.open[self.1]
+            .0
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 /// The serving workers, running until `drain` turns true; then each drains its connections.
 pub struct Workers {
     threads: Vec<std::thread::JoinHandle<()>>,
@@ -100,6 +156,13 @@ impl Workers {
     ) -> std::io::Result<Workers> {
         let (done_tx, done) = tokio::sync::mpsc::channel(listeners.len().max(1));
         let (release, release_rx) = watch::channel(false);
+        let (inboxes, mut inbox_rx): (Vec<_>, Vec<_>) = (0..listeners.len())
+            .map(|_| tokio::sync::mpsc::unbounded_channel())
+            .unzip();
+        let balance = Arc::new(Balance {
+            open: (0..listeners.len()).map(|_| Counter::default()).collect(),
+            inboxes,
+        });
         let mut threads = Vec::new();
         for (i, l) in listeners.into_iter().enumerate() {
             let (handler, tls, drain, done_tx, mut release_rx) = (
@@ -109,6 +172,7 @@ impl Workers {
                 done_tx.clone(),
                 release_rx.clone(),
             );
+            let (balance, inbox) = (balance.clone(), inbox_rx.remove(0));
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
@@ -119,7 +183,14 @@ impl Workers {
                     rt.block_on(async move {
                         let serve = async {
                             match tokio::net::TcpListener::from_std(l) {
-                                Ok(l) => accept_loop(l, handler, tls, drain).await,
+                                Ok(l) => {
+                                    let worker = Worker {
+                                        index: i,
+                                        balance,
+                                        inbox,
+                                    };
+                                    accept_loop(l, worker, handler, tls, drain).await
+                                }
                                 Err(e) => tracing::error!(error = %e, "worker cannot listen"),
                             }
                             let _ = done_tx.send(()).await;
@@ -166,8 +237,16 @@ impl Workers {
     }
 }
 
+/// A worker's place among the others: its index, the shared counts and its inbox.
+struct Worker {
+    index: usize,
+    balance: Arc<Balance>,
+    inbox: tokio::sync::mpsc::UnboundedReceiver<(std::net::TcpStream, SocketAddr)>,
+}
+
 async fn accept_loop(
     listener: tokio::net::TcpListener,
+    mut worker: Worker,
     handler: Gateway,
     tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
     mut drain: watch::Receiver<bool>,
@@ -182,7 +261,31 @@ async fn accept_loop(
         let (tcp, peer) = tokio::select! {
             _ = drain.wait_for(|d| *d) => break,
             accepted = listener.accept() => match accepted {
-                Ok(a) => a,
+                Ok((tcp, peer)) => {
+                    // Small responses and streamed pieces go out at once (no Nagle delay).
+                    let _ = tcp.set_nodelay(true);
+                    let to = worker.balance.pick(worker.index);
+                    if to == worker.index {
+                        (tcp, peer)
+                    } else {
+                        tracing::debug!(
+                            from = worker.index + 1,
+                            to = to + 1,
+                            "connection handed to a less busy worker"
+                        );
+                        match tcp.into_std() {
+                            Ok(std) => match worker.balance.inboxes[to].send((std, peer)) {
+                                Ok(()) => continue,
+                                // That worker has stopped: serve it here after all.
+                                Err(back) => match tokio::net::TcpStream::from_std(back.0 .0) {
+                                    Ok(tcp) => (tcp, peer),
+                                    Err(_) => continue,
+                                },
+                            },
+                            Err(_) => continue,
+                        }
+                    }
+                }
                 Err(e) => {
                     // Out of file descriptors and the like: back off instead of spinning.
                     tracing::warn!(error = %e, "accept failed");
@@ -190,9 +293,15 @@ async fn accept_loop(
                     continue;
                 }
             },
+            Some((std, peer)) = worker.inbox.recv() => match tokio::net::TcpStream::from_std(std) {
+                Ok(tcp) => (tcp, peer),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot take over a connection from another worker");
+                    continue;
+                }
+            },
         };
-        // Small responses and streamed pieces go out at once (no Nagle delay).
-        let _ = tcp.set_nodelay(true);
+        let held = worker.balance.hold(worker.index);
         let handler = handler.clone();
         let watcher = graceful.watcher();
         let builder = builder.clone();
@@ -200,18 +309,16 @@ async fn accept_loop(
         match &acceptor {
             // Plain HTTP: HTTP/1.1 by hand on the hot path (hyper takes over the rest).
             None => {
-                tokio::spawn(super::h1::serve(
-                    super::h1::ClientIo::Plain(tcp),
-                    peer,
-                    handler,
-                    builder,
-                    watcher,
-                    drain,
-                ));
+                tokio::spawn(async move {
+                    let _held = held;
+                    let io = super::h1::ClientIo::Plain(tcp);
+                    super::h1::serve(io, peer, handler, builder, watcher, drain).await
+                });
             }
             Some(acceptor) => {
                 let acceptor = acceptor.clone();
                 tokio::spawn(async move {
+                    let _held = held;
                     // TLS handshakes (10 s at most) off the accept loop.
                     let handshake =
                         tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp));
@@ -235,4 +342,31 @@ async fn accept_loop(
     }
     let _ = local_drain.send(true);
     graceful.shutdown().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::least_busy;
+
+    #[test]
+    fn a_worker_keeps_a_connection_unless_another_holds_fewer() {
+        let pick = |me: usize, loads: &[usize]| least_busy(me, loads.iter().copied());
+        assert_eq!(pick(0, &[0, 0]), 0);
+        assert_eq!(pick(0, &[0, 1]), 0);
+        assert_eq!(pick(0, &[1, 0]), 1);
+        assert_eq!(pick(1, &[3, 5, 4]), 0);
+        assert_eq!(pick(2, &[3, 3, 3]), 2);
+        assert_eq!(pick(0, &[7]), 0);
+    }
+
+    /// Eight connections arriving on one worker (a worst-case hash) end up four and four.
+    #[test]
+    fn connections_arriving_on_one_worker_are_spread() {
+        let mut loads = [0usize; 2];
+        for _ in 0..8 {
+            let to = least_busy(0, loads.iter().copied());
+            loads[to] += 1;
+        }
+        assert_eq!(loads, [4, 4]);
+    }
 }
