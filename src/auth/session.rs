@@ -352,8 +352,8 @@ mod tests {
         }
     }
 
-    fn session_with(digest: [u8; 32]) -> Arc<Session> {
-        let row = SessionRow {
+    fn row(digest: [u8; 32]) -> SessionRow {
+        SessionRow {
             id: uuid::Uuid::now_v7().to_string(),
             token_hash: crypto::hex(&digest),
             user_id: uuid::Uuid::now_v7().to_string(),
@@ -366,8 +366,11 @@ mod tests {
             expires_at: i64::MAX,
             revoked_at: None,
             parent_id: None,
-        };
-        Arc::new(Session::from_row(row).expect("a valid row"))
+        }
+    }
+
+    fn session_with(digest: [u8; 32]) -> Arc<Session> {
+        Arc::new(Session::from_row(row(digest)).expect("a valid row"))
     }
 
     #[tokio::test]
@@ -401,23 +404,14 @@ mod tests {
 
     #[test]
     fn rows_that_are_not_ours_are_no_session() {
-        let mut row = SessionRow {
-            id: "not-a-uuid".into(),
-            token_hash: crypto::hex(&[3; 32]),
-            user_id: uuid::Uuid::now_v7().to_string(),
-            stage: "active".into(),
-            amr: "pwd".into(),
-            ip: String::new(),
-            user_agent: String::new(),
-            created_at: 0,
-            last_seen_at: 0,
-            expires_at: 0,
-            revoked_at: None,
-            parent_id: None,
-        };
+        let mut row = row([3; 32]);
+        row.id = "not-a-uuid".into();
         assert!(Session::from_row(row.clone()).is_none());
         row.id = uuid::Uuid::now_v7().to_string();
+        let mut foreign_user = row.clone();
+        foreign_user.user_id = "u1".into();
+        assert!(Session::from_row(foreign_user).is_none());
         let s = Session::from_row(row).expect("valid");
-        assert_eq!(s.amr(), vec!["pwd".to_string()]);
+        assert_eq!(s.amr(), vec!["pwd".to_string(), "otp".to_string()]);
     }
 }
