@@ -5,10 +5,10 @@
 //! The kernel spreads connections by a hash of their addresses, which leaves a few long-lived
 //! ones (a front load balancer's pool, a benchmark's eight) unevenly spread: a worker that
 //! accepts a connection while holding more than the least busy one hands it to that one
-//! (`Balance`), so no worker holds two more than another. From then on a connection lives its whole life on one worker, and so do the
-//! upstream connections it uses (see `proxy::forward::Upstreams`): no work-stealing, no
-//! cross-thread wake-ups on the proxy path. Everything else (revocation follower, seat sampler,
-//! signals) runs on the main runtime.
+//! (`Balance`), so no worker holds two more than another. From then on a connection lives its
+//! whole life on one worker, and so do the upstream connections it uses (see
+//! `proxy::forward::Upstreams`): no work-stealing, no cross-thread wake-ups on the proxy path.
+//! Everything else (revocation follower, seat sampler, signals) runs on the main runtime.
 
 use crate::app::Gateway;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -89,10 +89,14 @@ fn listener(addr: SocketAddr, reuse_port: bool) -> std::io::Result<std::net::Tcp
 /// How many connections each worker holds, and a way to hand one to another worker.
 struct Balance {
     open: Vec<Counter>,
-    inboxes: Vec<tokio::sync::mpsc::UnboundedSender<(std::net::TcpStream, SocketAddr)>>,
+    inboxes: Vec<tokio::sync::mpsc::UnboundedSender<HandedOver>>,
 }
 
-/// One worker's count, on a cache line of its own (each worker writes only its own).
+/// A connection on its way to another worker, already counted there (so that a burst of
+/// accepts on one worker does not pile onto the same other one before it has taken any).
+type HandedOver = (std::net::TcpStream, SocketAddr, Held);
+
+/// One worker's count, on a cache line of its own.
 #[repr(align(64))]
 #[derive(Default)]
 struct Counter(std::sync::atomic::AtomicUsize);
@@ -241,7 +245,7 @@ impl Workers {
 struct Worker {
     index: usize,
     balance: Arc<Balance>,
-    inbox: tokio::sync::mpsc::UnboundedReceiver<(std::net::TcpStream, SocketAddr)>,
+    inbox: tokio::sync::mpsc::UnboundedReceiver<HandedOver>,
 }
 
 async fn accept_loop(
@@ -258,31 +262,33 @@ async fn accept_loop(
     // another core's memory.
     let (local_drain, local_rx) = watch::channel(false);
     loop {
-        let (tcp, peer) = tokio::select! {
+        let (tcp, peer, held) = tokio::select! {
             _ = drain.wait_for(|d| *d) => break,
             accepted = listener.accept() => match accepted {
                 Ok((tcp, peer)) => {
                     // Small responses and streamed pieces go out at once (no Nagle delay).
                     let _ = tcp.set_nodelay(true);
                     let to = worker.balance.pick(worker.index);
+                    let held = worker.balance.hold(to);
                     if to == worker.index {
-                        (tcp, peer)
+                        (tcp, peer, held)
                     } else {
                         tracing::debug!(
                             from = worker.index + 1,
                             to = to + 1,
                             "connection handed to a less busy worker"
                         );
-                        match tcp.into_std() {
-                            Ok(std) => match worker.balance.inboxes[to].send((std, peer)) {
-                                Ok(()) => continue,
-                                // That worker has stopped: serve it here after all.
-                                Err(back) => match tokio::net::TcpStream::from_std(back.0 .0) {
-                                    Ok(tcp) => (tcp, peer),
+                        let Ok(std) = tcp.into_std() else { continue };
+                        match worker.balance.inboxes[to].send((std, peer, held)) {
+                            Ok(()) => continue,
+                            // That worker has stopped: serve it here after all.
+                            Err(back) => {
+                                let (std, peer, _) = back.0;
+                                match tokio::net::TcpStream::from_std(std) {
+                                    Ok(tcp) => (tcp, peer, worker.balance.hold(worker.index)),
                                     Err(_) => continue,
-                                },
-                            },
-                            Err(_) => continue,
+                                }
+                            }
                         }
                     }
                 }
@@ -293,15 +299,14 @@ async fn accept_loop(
                     continue;
                 }
             },
-            Some((std, peer)) = worker.inbox.recv() => match tokio::net::TcpStream::from_std(std) {
-                Ok(tcp) => (tcp, peer),
+            Some((std, peer, held)) = worker.inbox.recv() => match tokio::net::TcpStream::from_std(std) {
+                Ok(tcp) => (tcp, peer, held),
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot take over a connection from another worker");
                     continue;
                 }
             },
         };
-        let held = worker.balance.hold(worker.index);
         let handler = handler.clone();
         let watcher = graceful.watcher();
         let builder = builder.clone();
