@@ -210,9 +210,7 @@ impl Gateway {
             core,
         }
     }
-}
 
-impl Gateway {
     /// The proxy's fast path for an HTTP/1.1 request (see `web::h1`, `proxy::relay`).
     pub async fn fast(
         &self,

@@ -169,8 +169,8 @@ pub struct Hop<'a> {
     /// The peer is a trusted proxy: its X-Forwarded-* chain is extended, not replaced.
     pub peer_trusted: bool,
     pub proto: &'a str,
-    /// As the client sent it (lowercased).
-    pub host: &'a HeaderValue,
+    /// As the client sent it (lowercased; see `proxy::forwarded_host`).
+    pub host: &'a str,
 }
 
 fn is_upgrade(headers: &HeaderMap) -> bool {
@@ -304,6 +304,30 @@ pub fn gateway_error(status: StatusCode, wants_html: bool, message: &str) -> Res
     r
 }
 
+/// `504`, logged: app `app`'s upstream did not answer within its `timeout`.
+pub fn upstream_timed_out(app: &AppConfig, wants_html: bool) -> Response<Body> {
+    tracing::warn!(app = %app.id, timeout = ?app.timeout, "upstream timed out");
+    gateway_error(
+        StatusCode::GATEWAY_TIMEOUT,
+        wants_html,
+        "The application did not answer in time. Try again in a moment.",
+    )
+}
+
+/// `502`, logged: app `app`'s upstream could not be reached or broke the protocol.
+pub fn upstream_unreachable(
+    app: &AppConfig,
+    error: &dyn std::fmt::Display,
+    wants_html: bool,
+) -> Response<Body> {
+    tracing::warn!(app = %app.id, error = %error, "upstream unreachable");
+    gateway_error(
+        StatusCode::BAD_GATEWAY,
+        wants_html,
+        "The application is not reachable right now. Try again in a moment.",
+    )
+}
+
 /// Sends the (already cleaned and identity-stamped) request to app `idx`'s upstream.
 pub async fn forward(
     upstreams: &Upstreams,
@@ -360,22 +384,8 @@ pub async fn forward(
     )
     .await;
     let mut resp = match sent {
-        Err(_) => {
-            tracing::warn!(app = %app.id, timeout = ?app.timeout, "upstream timed out");
-            return gateway_error(
-                StatusCode::GATEWAY_TIMEOUT,
-                wants_html,
-                "The application did not answer in time. Try again in a moment.",
-            );
-        }
-        Ok(Err(e)) => {
-            tracing::warn!(app = %app.id, error = %e, "upstream unreachable");
-            return gateway_error(
-                StatusCode::BAD_GATEWAY,
-                wants_html,
-                "The application is not reachable right now. Try again in a moment.",
-            );
-        }
+        Err(_) => return upstream_timed_out(app, wants_html),
+        Ok(Err(e)) => return upstream_unreachable(app, &e, wants_html),
         Ok(Ok(r)) => r,
     };
 
@@ -415,13 +425,12 @@ mod tests {
             "2001:db8::8a2e:370:7334",
         ] {
             let client: IpAddr = ip.parse().unwrap();
-            let host = HeaderValue::from_static("wiki.test");
             for trusted in [false, true] {
                 let hop = Hop {
                     client_ip: client,
                     peer_trusted: trusted,
                     proto: "https",
-                    host: &host,
+                    host: "wiki.test",
                 };
                 let mut out = Vec::new();
                 write_forwarded(

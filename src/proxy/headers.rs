@@ -36,11 +36,38 @@ const HOP_BY_HOP: [&str; 9] = [
     "upgrade",
 ];
 
+/// The comma-separated tokens of a header value (`Connection`, `Transfer-Encoding`), trimmed.
+pub fn tokens(value: &[u8]) -> impl DoubleEndedIterator<Item = &[u8]> {
+    value.split(|b| *b == b',').map(<[u8]>::trim_ascii)
+}
+
+/// A `Content-Length` value: digits only (no sign, no list, at most 18 of them), else `None`.
+pub fn content_length(value: &[u8]) -> Option<u64> {
+    let d = value.trim_ascii();
+    if d.is_empty() || d.len() > 18 || !d.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(d).ok()?.parse().ok()
+}
+
 /// Whether `name` (any case) is hop-by-hop by itself.
 pub fn is_hop_by_hop(name: &[u8]) -> bool {
     HOP_BY_HOP
         .iter()
         .any(|k| name.eq_ignore_ascii_case(k.as_bytes()))
+}
+
+/// Whether `name` is one of `strip` in any case, also with `_` for `-` (CGI-style servers map
+/// both to the same variable).
+pub fn is_identity_name(strip: &[HeaderName], name: &[u8]) -> bool {
+    strip.iter().any(|s| {
+        let s = s.as_str().as_bytes();
+        s.len() == name.len()
+            && s.iter().zip(name).all(|(a, b)| {
+                let b = b.to_ascii_lowercase();
+                *a == b || (*a == b'-' && b == b'_')
+            })
+    })
 }
 
 /// Runs on every request and every response: one pass over the names present (no name
@@ -156,5 +183,42 @@ mod tests {
         strip_hop_by_hop(&mut h);
         assert_eq!(h.len(), 1);
         assert!(h.contains_key("x-app"));
+    }
+
+    #[test]
+    fn identity_names_match_in_any_case_and_with_underscores() {
+        let strip = [HeaderName::from_static("x-gatehouse-user")];
+        for n in [
+            "x-gatehouse-user",
+            "X-GATEHOUSE-USER",
+            "x_gatehouse_user",
+            "X-Gatehouse_User",
+        ] {
+            assert!(is_identity_name(&strip, n.as_bytes()), "{n}");
+        }
+        for n in ["x-gatehouse-users", "x-gatehouse", "y-gatehouse-user"] {
+            assert!(!is_identity_name(&strip, n.as_bytes()), "{n}");
+        }
+    }
+
+    #[test]
+    fn content_lengths_are_plain_digits() {
+        assert_eq!(content_length(b" 42 "), Some(42));
+        assert_eq!(content_length(b"0"), Some(0));
+        for bad in [
+            &b""[..],
+            b"+5",
+            b"-1",
+            b"5, 5",
+            b"0x10",
+            b"1234567890123456789",
+        ] {
+            assert_eq!(
+                content_length(bad),
+                None,
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
     }
 }

@@ -139,12 +139,14 @@ pub fn accept_has_html(accept: &[u8]) -> bool {
     accept.windows(9).any(|w| w == b"text/html")
 }
 
-/// The `Host` the client sent, lowercased, as a header value for `X-Forwarded-Host`.
-pub fn host_value(sent: &str) -> Result<HeaderValue, axum::http::header::InvalidHeaderValue> {
+/// The `Host` the client sent, lowercased, for `X-Forwarded-Host` and `Forwarded`. A request
+/// routed to an app names one of the configured hosts (`Routes::lookup`), so it is plain ASCII;
+/// no copy unless it came in upper case.
+pub fn forwarded_host(sent: &str) -> std::borrow::Cow<'_, str> {
     if sent.bytes().any(|b| b.is_ascii_uppercase()) {
-        HeaderValue::from_str(&sent.to_ascii_lowercase())
+        std::borrow::Cow::Owned(sent.to_ascii_lowercase())
     } else {
-        HeaderValue::from_str(sent)
+        std::borrow::Cow::Borrowed(sent)
     }
 }
 
@@ -278,7 +280,7 @@ pub fn stamp_identity(
     let strip = &core.proxy.strip[idx];
     let present: Vec<HeaderName> = headers
         .keys()
-        .filter(|k| relay::is_identity_name(strip, k.as_str().as_bytes()))
+        .filter(|k| headers::is_identity_name(strip, k.as_str().as_bytes()))
         .cloned()
         .collect();
     for name in present {
@@ -301,15 +303,9 @@ pub async fn handle(
     mut req: axum::http::Request<axum::body::Body>,
 ) -> Response {
     let app = &core.config.apps[idx];
-    let host = host_value(sent_host(req.uri(), req.headers()));
-    let Ok(host) = host else {
-        return gateway_error(
-            StatusCode::BAD_REQUEST,
-            false,
-            "The Host header is not valid.",
-        );
-    };
-    let host_str = host.to_str().unwrap_or("");
+    // Owned: the request is changed and sent on while the host is still needed.
+    let host = forwarded_host(sent_host(req.uri(), req.headers())).into_owned();
+    let host_str = host.as_str();
     let peer = peer.ip();
     let trusted = &core.config.server.trusted_proxies;
     let peer_trusted = trusted.iter().any(|n| n.contains(&peer));

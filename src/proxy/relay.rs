@@ -10,12 +10,11 @@
 //! when it does not answer within the app's `timeout`.
 
 use super::access::{AppAccess, Verdict};
-use super::forward::{Hop, Target, gateway_error, write_forwarded};
-use super::headers::{is_hop_by_hop, kept_cookie_pairs};
+use super::forward::{Hop, Target, upstream_timed_out, upstream_unreachable, write_forwarded};
+use super::headers::{content_length, is_hop_by_hop, is_identity_name, kept_cookie_pairs, tokens};
 use crate::app::Core;
 use crate::auth::session::{Session, Stage};
 use crate::web::h1::{Conn, Head, Next, http_date, put_header, write_response};
-use axum::http::{HeaderName, StatusCode};
 use bytes::{Buf, BytesMut};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -192,19 +191,6 @@ fn dropped_request_header(n: &[u8]) -> bool {
     is_hop_by_hop(n) || OWN.iter().any(|k| n.eq_ignore_ascii_case(k.as_bytes()))
 }
 
-/// Whether `name` is one of `strip` in any case, also with `_` for `-` (CGI-style servers map
-/// both to the same variable).
-pub fn is_identity_name(strip: &[HeaderName], name: &[u8]) -> bool {
-    strip.iter().any(|s| {
-        let s = s.as_str().as_bytes();
-        s.len() == name.len()
-            && s.iter().zip(name).all(|(a, b)| {
-                let b = b.to_ascii_lowercase();
-                *a == b || (*a == b'-' && b == b'_')
-            })
-    })
-}
-
 fn listed_in_connection(head: &Head, name: &[u8]) -> bool {
     head.connection_tokens
         && head
@@ -362,7 +348,7 @@ fn client_head(
     for h in resp.headers.iter() {
         let (n, v) = (h.name.as_bytes(), h.value);
         if n.eq_ignore_ascii_case(b"connection") {
-            for t in v.split(|b| *b == b',').map(|t| t.trim_ascii()) {
+            for t in tokens(v) {
                 if t.eq_ignore_ascii_case(b"close") {
                     upstream_close = true;
                 } else if t.eq_ignore_ascii_case(b"keep-alive") && !http11 {
@@ -372,18 +358,10 @@ fn client_head(
                 }
             }
         } else if n.eq_ignore_ascii_case(b"transfer-encoding") {
-            let last = v
-                .split(|b| *b == b',')
-                .next_back()
-                .unwrap_or(b"")
-                .trim_ascii();
+            let last = tokens(v).next_back().unwrap_or(b"");
             chunked = Some(last.eq_ignore_ascii_case(b"chunked"));
         } else if n.eq_ignore_ascii_case(b"content-length") {
-            let d = v.trim_ascii();
-            let n = (!d.is_empty() && d.len() <= 18 && d.iter().all(u8::is_ascii_digit))
-                .then(|| std::str::from_utf8(d).ok()?.parse::<u64>().ok())
-                .flatten();
-            match (n, length) {
+            match (content_length(v), length) {
                 (Some(n), None) => length = Some(n),
                 (Some(n), Some(l)) if n == l => {}
                 _ => return Err(Failure::Upstream("invalid Content-Length")),
@@ -458,6 +436,12 @@ enum Chunk {
 }
 
 impl Chunk {
+    /// Before the first chunk's size.
+    const START: Chunk = Chunk::Size {
+        digits: 0,
+        value: 0,
+    };
+
     /// Consumes from `data` up to the end of the body; returns how many bytes belong to it,
     /// or `None` when the framing is broken.
     fn feed(&mut self, data: &[u8]) -> Option<usize> {
@@ -502,10 +486,7 @@ impl Chunk {
                     _ => return None,
                 },
                 Chunk::DataLf => match b {
-                    b'\n' => Chunk::Size {
-                        digits: 0,
-                        value: 0,
-                    },
+                    b'\n' => Chunk::START,
                     _ => return None,
                 },
                 Chunk::TrailerStart => match b {
@@ -672,16 +653,7 @@ async fn forward(
     let wants_html = accepts_html(head);
     let trusted = &core.config.server.trusted_proxies;
     let peer = c.peer.ip();
-    let host = super::host_value(head.host());
-    let Ok(host) = host else {
-        let r = gateway_error(
-            StatusCode::BAD_REQUEST,
-            false,
-            "The Host header is not valid.",
-        );
-        let _ = write_response(c, r, false, true).await;
-        return Next::Close;
-    };
+    let host = super::forwarded_host(head.host());
     let hop = Hop {
         client_ip: client_ip(core, c, head),
         peer_trusted: trusted.iter().any(|n| n.contains(&peer)),
@@ -704,25 +676,13 @@ async fn forward(
     let (mut up, rh, response_head) = match result {
         Ok(r) => r,
         Err(f) => {
-            let (status, message) = match f {
-                Failure::Timeout => {
-                    tracing::warn!(app = %app.id, timeout = ?app.timeout, "upstream timed out");
-                    (
-                        StatusCode::GATEWAY_TIMEOUT,
-                        "The application did not answer in time. Try again in a moment.",
-                    )
-                }
-                Failure::Upstream(why) => {
-                    tracing::warn!(app = %app.id, error = why, "upstream unreachable");
-                    (
-                        StatusCode::BAD_GATEWAY,
-                        "The application is not reachable right now. Try again in a moment.",
-                    )
-                }
+            let r = match f {
+                Failure::Timeout => upstream_timed_out(app, wants_html),
+                Failure::Upstream(why) => upstream_unreachable(app, &why, wants_html),
                 Failure::Client => return Next::Close,
             };
             // The request body may be partly unread: `answer` ends the connection then.
-            return answer(c, head, gateway_error(status, wants_html, message)).await;
+            return answer(c, head, r).await;
         }
     };
     up.buf.advance(rh.len);
@@ -755,10 +715,7 @@ async fn relay_body(
         Framing::Length(n) => n,
         Framing::Chunked | Framing::Close => u64::MAX,
     };
-    let mut chunk = Chunk::Size {
-        digits: 0,
-        value: 0,
-    };
+    let mut chunk = Chunk::START;
     let mut clean = true;
     loop {
         // Take what is buffered that belongs to the body.
@@ -827,10 +784,7 @@ mod tests {
     use super::*;
 
     fn body_end(chunks: &[&[u8]]) -> Option<usize> {
-        let mut c = Chunk::Size {
-            digits: 0,
-            value: 0,
-        };
+        let mut c = Chunk::START;
         let mut total = 0;
         for part in chunks {
             let n = c.feed(part)?;
@@ -866,27 +820,8 @@ mod tests {
             b"fffffffffffffffff\r\n",
             b"0\r\n\n",
         ] {
-            let mut c = Chunk::Size {
-                digits: 0,
-                value: 0,
-            };
+            let mut c = Chunk::START;
             assert!(c.feed(bad).is_none(), "{:?}", String::from_utf8_lossy(bad));
-        }
-    }
-
-    #[test]
-    fn identity_names_match_in_any_case_and_with_underscores() {
-        let strip = [HeaderName::from_static("x-gatehouse-user")];
-        for n in [
-            "x-gatehouse-user",
-            "X-GATEHOUSE-USER",
-            "x_gatehouse_user",
-            "X-Gatehouse_User",
-        ] {
-            assert!(is_identity_name(&strip, n.as_bytes()), "{n}");
-        }
-        for n in ["x-gatehouse-users", "x-gatehouse", "y-gatehouse-user"] {
-            assert!(!is_identity_name(&strip, n.as_bytes()), "{n}");
         }
     }
 }

@@ -10,6 +10,7 @@
 //! hyper, which serves it from that request on. When in doubt, hyper decides.
 
 use crate::app::Gateway;
+use crate::proxy::headers::tokens;
 use crate::proxy::relay::Fast;
 use axum::body::Body;
 use axum::http::{HeaderName, HeaderValue, Method, Request, Response, StatusCode, Version, header};
@@ -103,8 +104,7 @@ impl Head {
     /// The header names that `Connection` declares hop-by-hop.
     pub fn connection_names(&self) -> impl Iterator<Item = &[u8]> {
         self.values("connection")
-            .flat_map(|v| v.split(|b| *b == b','))
-            .map(|t| t.trim_ascii())
+            .flat_map(tokens)
             .filter(|t| !t.is_empty())
     }
 }
@@ -150,17 +150,14 @@ fn parse(buf: &[u8], spans: &mut Vec<(Span, Span)>) -> Parsed {
             hosts += 1;
         } else if is("content-length") {
             lengths += 1;
-            let digits = v.trim_ascii();
-            if digits.is_empty() || digits.len() > 18 || !digits.iter().all(u8::is_ascii_digit) {
+            content_length = crate::proxy::headers::content_length(v);
+            if content_length.is_none() {
                 return Parsed::Hyper;
             }
-            content_length = std::str::from_utf8(digits)
-                .ok()
-                .and_then(|d| d.parse().ok());
         } else if is("transfer-encoding") || is("upgrade") || is("expect") || is("http2-settings") {
             return Parsed::Hyper;
         } else if is("connection") {
-            for t in v.split(|b| *b == b',').map(|t| t.trim_ascii()) {
+            for t in tokens(v) {
                 if t.eq_ignore_ascii_case(b"close") {
                     close = true;
                 } else if t.eq_ignore_ascii_case(b"upgrade") {
@@ -493,7 +490,6 @@ pub async fn write_response(
         return c.io.flush().await;
     }
     // Small bodies go out with the head in one write.
-    let mut pending_head = true;
     while let Some(frame) = body.frame().await {
         let Ok(frame) = frame else {
             return Err(std::io::Error::other("response body failed"));
@@ -521,12 +517,10 @@ pub async fn write_response(
                 c.out.extend_from_slice(b"\r\n");
             }
         }
-        pending_head = false;
     }
     if chunked {
         c.out.extend_from_slice(b"0\r\n\r\n");
     }
-    let _ = pending_head;
     if !c.out.is_empty() {
         c.io.write_all(&c.out).await?;
     }

@@ -30,20 +30,7 @@ fn start(upstream: &str) -> Server {
 
 fn start_env(upstream: &str, env: Vec<(String, String)>) -> Server {
     Server::start_with(Options {
-        sections: format!(
-            r#"
-[[app]]
-id = "crm"
-host = "127.0.0.1:{{PORT}}"
-path_prefix = "/crm/"
-upstream = "{upstream}"
-allow_roles = ["modify", "limited"]
-timeout = "5s"
-[[app.rule]]
-path = "/crm/admin/*"
-back_office = true
-"#
-        ),
+        sections: crm_app(upstream, "5s"),
         env,
     })
 }

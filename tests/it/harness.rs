@@ -136,6 +136,25 @@ pub fn base_config(port: u16, db: &TestDb, sections: &str) -> String {
     s
 }
 
+/// The proxy tests' `crm` app: under `/crm/` on the gateway's own host, relayed to `upstream`
+/// (answer within `timeout`), for modify and limited users, `/crm/admin/*` back office.
+pub fn crm_app(upstream: &str, timeout: &str) -> String {
+    format!(
+        r#"
+[[app]]
+id = "crm"
+host = "127.0.0.1:{{PORT}}"
+path_prefix = "/crm/"
+upstream = "{upstream}"
+allow_roles = ["modify", "limited"]
+timeout = "{timeout}"
+[[app.rule]]
+path = "/crm/admin/*"
+back_office = true
+"#
+    )
+}
+
 pub struct Server {
     /// Serves HTTPS (`[server.tls]`): readiness is read from the log, not a plain GET.
     pub tls: bool,

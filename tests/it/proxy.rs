@@ -16,18 +16,7 @@ fn start(upstream: &Upstream, extra: &str) -> Server {
     let url = &upstream.url;
     Server::start_with(Options {
         sections: format!(
-            r#"
-[[app]]
-id = "crm"
-host = "127.0.0.1:{{PORT}}"
-path_prefix = "/crm/"
-upstream = "{url}"
-allow_roles = ["modify", "limited"]
-timeout = "2s"
-[[app.rule]]
-path = "/crm/admin/*"
-back_office = true
-
+            r#"{crm}
 [[app]]
 id = "legacy"
 host = "127.0.0.1:{{PORT}}"
@@ -43,7 +32,8 @@ path_prefix = "/tools/"
 upstream = "{url}"
 allow_roles = ["*"]
 headers = "oauth2-proxy"
-{extra}"#
+{extra}"#,
+            crm = crm_app(url, "2s")
         ),
         env: vec![],
     })
