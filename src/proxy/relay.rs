@@ -305,9 +305,14 @@ async fn response_head(
     out: &mut Vec<u8>,
 ) -> Result<ResponseHead, Failure> {
     loop {
-        let mut storage = [httparse::EMPTY_HEADER; 100];
-        let mut resp = httparse::Response::new(&mut storage);
-        match resp.parse(&up.buf) {
+        let mut storage = [std::mem::MaybeUninit::uninit(); 100];
+        let mut resp = httparse::Response::new(&mut []);
+        let parsed = httparse::ParserConfig::default().parse_response_with_uninit_headers(
+            &mut resp,
+            &up.buf,
+            &mut storage,
+        );
+        match parsed {
             Ok(httparse::Status::Complete(len)) => {
                 let code = resp.code.unwrap_or(502);
                 if (100..200).contains(&code) {

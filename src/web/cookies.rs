@@ -12,13 +12,14 @@ pub fn get<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 }
 
 /// The value of cookie `name` in these `Cookie` header values (the first one that has it).
+/// Works on bytes (the proxy's hot path calls it per request); only the value found must be text.
 pub fn find<'a>(values: impl Iterator<Item = &'a [u8]>, name: &str) -> Option<&'a str> {
     values
-        .filter_map(|v| std::str::from_utf8(v).ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v)
+        .flat_map(|v| v.split(|b| *b == b';'))
+        .find_map(|pair| {
+            let value = pair.trim_ascii().strip_prefix(name.as_bytes())?;
+            std::str::from_utf8(value.strip_prefix(b"=")?).ok()
+        })
 }
 
 pub struct CookieSpec<'a> {
@@ -50,4 +51,32 @@ pub fn clear(name: &str, spec: &CookieSpec) -> String {
         c.push_str(d);
     }
     c
+}
+
+#[cfg(test)]
+mod tests {
+    use super::find;
+
+    fn look<'a>(values: &[&'a str], name: &str) -> Option<&'a str> {
+        find(values.iter().map(|v| v.as_bytes()), name)
+    }
+
+    #[test]
+    fn cookies_are_found_by_their_exact_name() {
+        assert_eq!(look(&["a=1; s=tok; b=2"], "s"), Some("tok"));
+        assert_eq!(look(&["a=1", " s=tok "], "s"), Some("tok"));
+        assert_eq!(look(&["s=first; s=second"], "s"), Some("first"));
+        assert_eq!(look(&["s="], "s"), Some(""));
+        // Names that merely start or end like it, or pairs without a value, are not it.
+        assert_eq!(look(&["ss=1; xs=2; s; s2=3"], "s"), None);
+        assert_eq!(look(&["session=1"], "s"), None);
+        assert_eq!(look(&[], "s"), None);
+    }
+
+    #[test]
+    fn a_value_that_is_not_text_is_no_cookie() {
+        let values: [&[u8]; 2] = [b"s=\xff\xfe", b"t=ok"];
+        assert_eq!(find(values.iter().copied(), "s"), None);
+        assert_eq!(find(values.iter().copied(), "t"), Some("ok"));
+    }
 }

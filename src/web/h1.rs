@@ -57,8 +57,11 @@ impl Span {
 pub struct Head {
     bytes: Bytes,
     pub method: Method,
-    target: Span,
-    host: Span,
+    /// The request target, then the `Host` value: text checked once, by the parser.
+    text: String,
+    /// Where the target's path ends (its query starts) and where the target ends in `text`.
+    path_end: u32,
+    target_end: u32,
     /// (name, value) of every header, in order.
     headers: Vec<(Span, Span)>,
     /// `Content-Length`, when sent.
@@ -73,17 +76,16 @@ impl Head {
     pub fn bytes(&self, s: Span) -> &[u8] {
         &self.bytes[s.start as usize..s.end as usize]
     }
-    /// Request target (origin form: path and query), validated ASCII by the parser.
+    /// Request target (origin form: path and query).
     pub fn target(&self) -> &str {
-        // Always valid (the parser hands it over as text); empty matches no route.
-        std::str::from_utf8(self.bytes(self.target)).unwrap_or("")
+        &self.text[..self.target_end as usize]
     }
     pub fn path(&self) -> &str {
-        let t = self.target();
-        t.split_once('?').map_or(t, |(p, _)| p)
+        &self.text[..self.path_end as usize]
     }
+    /// The `Host` value as sent (empty when it is not text, which matches no route).
     pub fn host(&self) -> &str {
-        std::str::from_utf8(self.bytes(self.host)).unwrap_or("")
+        &self.text[self.target_end as usize..]
     }
     pub fn headers(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
         self.headers
@@ -116,11 +118,34 @@ enum Parsed {
     Hyper,
 }
 
-/// Parses a head from `buf`; `spans` is reused storage (taken into the head when complete).
-fn parse(buf: &[u8], spans: &mut Vec<(Span, Span)>) -> Parsed {
-    let mut storage = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut req = httparse::Request::new(&mut storage);
-    let len = match req.parse(buf) {
+/// Storage a connection reuses from one request head to the next.
+#[derive(Default)]
+struct Scratch {
+    spans: Vec<(Span, Span)>,
+    text: String,
+}
+
+impl Scratch {
+    fn with_capacity(headers: usize, text: usize) -> Scratch {
+        Scratch {
+            spans: Vec::with_capacity(headers),
+            text: String::with_capacity(text),
+        }
+    }
+
+    /// Takes the storage back from a head that has been served.
+    fn reclaim(&mut self, head: &mut Head) {
+        self.spans = std::mem::take(&mut head.headers);
+        self.text = std::mem::take(&mut head.text);
+    }
+}
+
+/// Parses a head from `buf`; `scratch` is reused storage (taken into the head when complete).
+fn parse(buf: &[u8], scratch: &mut Scratch) -> Parsed {
+    // Left uninitialised: httparse fills only the slots it uses.
+    let mut storage = [std::mem::MaybeUninit::uninit(); MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut []);
+    let len = match req.parse_with_uninit_headers(buf, &mut storage) {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) if buf.len() < MAX_HEAD => return Parsed::Partial,
         _ => return Parsed::Hyper,
@@ -137,8 +162,9 @@ fn parse(buf: &[u8], spans: &mut Vec<(Span, Span)>) -> Parsed {
     if method == Method::CONNECT || !path.starts_with('/') {
         return Parsed::Hyper;
     }
+    let spans = &mut scratch.spans;
     spans.clear();
-    let (mut host, mut hosts) = (Span::default(), 0);
+    let (mut host, mut hosts): (&[u8], _) = (b"", 0);
     let (mut content_length, mut lengths) = (None, 0);
     let (mut close, mut connection_tokens) = (false, false);
     for h in req.headers.iter() {
@@ -146,7 +172,7 @@ fn parse(buf: &[u8], spans: &mut Vec<(Span, Span)>) -> Parsed {
         spans.push((Span::of(buf, n), Span::of(buf, v)));
         let is = |s: &str| n.eq_ignore_ascii_case(s.as_bytes());
         if is("host") {
-            host = Span::of(buf, v);
+            host = v;
             hosts += 1;
         } else if is("content-length") {
             lengths += 1;
@@ -171,13 +197,17 @@ fn parse(buf: &[u8], spans: &mut Vec<(Span, Span)>) -> Parsed {
     if hosts != 1 || lengths > 1 || (lengths == 1 && content_length.is_none()) {
         return Parsed::Hyper;
     }
-    let target = Span::of(buf, path.as_bytes());
+    let text = &mut scratch.text;
+    text.clear();
+    text.push_str(path);
+    text.push_str(std::str::from_utf8(host).unwrap_or(""));
     Parsed::Done(
         Head {
             bytes: Bytes::new(),
             method,
-            target,
-            host,
+            text: std::mem::take(text),
+            path_end: path.find('?').unwrap_or(path.len()) as u32,
+            target_end: path.len() as u32,
             headers: std::mem::take(spans),
             content_length,
             close,
@@ -301,7 +331,7 @@ pub async fn serve(
         answer: Box::pin(tokio::time::sleep(IDLE)),
         recent: None,
     };
-    let mut spans = Vec::with_capacity(16);
+    let mut scratch = Scratch::with_capacity(16, 128);
     // Long-lived timers, pushed forward per request (cheap while they have not fired).
     let mut idle = Box::pin(tokio::time::sleep(IDLE));
     let stop = drain.wait_for(|d| *d);
@@ -312,7 +342,7 @@ pub async fn serve(
         let mut deadline = None;
         let (mut head, len) = loop {
             if !c.buf.is_empty() {
-                match parse(&c.buf, &mut spans) {
+                match parse(&c.buf, &mut scratch) {
                     Parsed::Done(h, len) => break (h, len),
                     Parsed::Hyper => {
                         return hand_to_hyper(c, gateway, builder, watcher).await;
@@ -351,7 +381,7 @@ pub async fn serve(
                 return hand_to_hyper(c, gateway, builder, watcher).await;
             }
         };
-        spans = std::mem::take(&mut head.headers);
+        scratch.reclaim(&mut head);
         match next {
             Next::KeepAlive if !head.close => {}
             _ => break 'conn,
@@ -615,7 +645,7 @@ mod tests {
     use super::*;
 
     fn done(raw: &str) -> Head {
-        match parse(raw.as_bytes(), &mut Vec::new()) {
+        match parse(raw.as_bytes(), &mut Scratch::default()) {
             Parsed::Done(mut h, len) => {
                 assert_eq!(len, raw.len());
                 h.bytes = Bytes::copy_from_slice(raw.as_bytes());
@@ -627,7 +657,10 @@ mod tests {
     }
 
     fn to_hyper(raw: &str) -> bool {
-        matches!(parse(raw.as_bytes(), &mut Vec::new()), Parsed::Hyper)
+        matches!(
+            parse(raw.as_bytes(), &mut Scratch::default()),
+            Parsed::Hyper
+        )
     }
 
     #[test]
@@ -676,7 +709,7 @@ mod tests {
     #[test]
     fn partial_heads_wait_for_more_up_to_the_limit() {
         assert!(matches!(
-            parse(b"GET / HTTP/1.1\r\nHost: a\r\n", &mut Vec::new()),
+            parse(b"GET / HTTP/1.1\r\nHost: a\r\n", &mut Scratch::default()),
             Parsed::Partial
         ));
         let big = format!("GET / HTTP/1.1\r\nX-Big: {}", "a".repeat(MAX_HEAD));
