@@ -90,7 +90,7 @@ pub async fn relay(core: &Core, idx: usize, c: &mut Conn, head: &Head) -> Fast {
             if r.idx == idx
                 // Constant time: behind a front proxy that pools connections, the previous
                 // request on this connection may have been someone else's.
-                && bool::from(subtle::ConstantTimeEq::ct_eq(&*r.token, token.as_bytes()))
+                && crate::crypto::ct_eq(&r.token, token.as_bytes())
                 && r.epoch == core.sessions.epoch()
                 && matches!(
                     core.sessions.still_live(&core.store, &r.session, now).await,
