@@ -223,6 +223,15 @@ impl Gateway {
         }
     }
 
+    /// Whether a request is for an app (else for the gateway's own pages and APIs).
+    pub fn is_app_request(&self, head: &crate::web::h1::Head) -> bool {
+        self.core
+            .proxy
+            .routes
+            .lookup(head.host(), head.path())
+            .is_some()
+    }
+
     /// Keeps a fast-path upstream connection for reuse.
     pub fn give_back(&self, idx: usize, up: crate::proxy::relay::UpConn) {
         self.core.proxy.upstreams.give_back(idx, up);

@@ -50,7 +50,7 @@ pub enum Fast {
     Hyper,
 }
 
-fn accepts_html(head: &Head) -> bool {
+pub fn accepts_html(head: &Head) -> bool {
     head.values("accept").any(super::accept_has_html)
 }
 

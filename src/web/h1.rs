@@ -33,8 +33,10 @@ const IDLE: Duration = Duration::from_secs(120);
 /// A request head must arrive completely within this time of its first byte.
 const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
 /// Bodies of requests bridged to the router (gateway forms, refused proxy requests) are read
-/// up to this size; a larger one is not read and the connection closes after the answer.
-const BRIDGE_BODY_LIMIT: u64 = 1024 * 1024;
+/// up to this size, the router's own limit on the other paths (axum's default). A larger one
+/// is not read: the gateway's own endpoints answer 413, an app's refusal is answered as it
+/// would be, and the connection closes after the answer.
+const BRIDGE_BODY_LIMIT: u64 = 2 * 1024 * 1024;
 
 /// Byte range of a request head.
 #[derive(Clone, Copy, Debug, Default)]
@@ -426,6 +428,15 @@ async fn bridge(c: &mut Conn, gateway: &Gateway, head: &Head) -> Next {
     let body = if len == 0 {
         Body::empty()
     } else if len > BRIDGE_BODY_LIMIT {
+        if !gateway.is_app_request(head) {
+            let r = crate::proxy::forward::gateway_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                crate::proxy::relay::accepts_html(head),
+                "The request body is too large.",
+            );
+            let _ = write_response(c, r, head.method == Method::HEAD, true).await;
+            return Next::Close;
+        }
         // Not read: the connection cannot be used again.
         next = Next::Close;
         Body::empty()

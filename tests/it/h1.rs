@@ -1387,6 +1387,38 @@ async fn unauthenticated_app_requests_get_a_redirect_or_401_json() {
     assert!(upstream.seen().is_empty(), "{:#?}", upstream.seen());
 }
 
+/// A body over the router's limit is not read: the gateway's own form answers 413 (as on the
+/// other paths), an app request without a session still gets its 401; either way the
+/// connection ends after the answer, so the unread body is never taken for a request.
+#[tokio::test]
+async fn oversized_bodies_are_refused_without_being_read() {
+    let upstream = Upstream::start();
+    let server = start(&upstream.url);
+    let too_big = "Content-Length: 3000000";
+
+    let mut c = Client::connect(&server).await;
+    c.send(c.head("POST", "/login", &[too_big, "Accept: text/html"]))
+        .await;
+    let r = c.response(false).await;
+    assert_eq!(r.status, 413, "{r:?}");
+    assert!(r.text().contains("too large"), "{r:?}");
+    assert_eq!(r.header("connection"), Some("close"));
+    c.expect_eof().await;
+
+    let mut c = Client::connect(&server).await;
+    c.send(c.head(
+        "POST",
+        "/crm/upload",
+        &[too_big, "Accept: application/json"],
+    ))
+    .await;
+    let r = c.response(false).await;
+    assert_eq!(r.status, 401, "{r:?}");
+    assert_eq!(r.header("connection"), Some("close"));
+    c.expect_eof().await;
+    assert!(upstream.seen().is_empty(), "{:#?}", upstream.seen());
+}
+
 /// A client connection remembers its last allowed request's session and access (so that the
 /// next request skips the cache and the locks), but never past an invalidation: on the same
 /// kept-alive connection, a revoked role gives 403 and a revoked session 401 at once, and a
