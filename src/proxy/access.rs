@@ -225,14 +225,7 @@ impl AppAccess {
     /// The identity headers except the assertion, as they go on the wire
     /// (`name: value\r\n` each), appended to `out`.
     pub fn write_lines(&self, names: &IdentityNames, out: &mut Vec<u8>) {
-        let values = [
-            self.user_id(),
-            self.email(),
-            self.name(),
-            self.roles_text(),
-            self.seat.as_str(),
-        ];
-        for (name, value) in names.identity().into_iter().zip(values) {
+        for (name, value) in names.identity().into_iter().zip(self.identity()) {
             out.extend_from_slice(name.as_str().as_bytes());
             out.extend_from_slice(b": ");
             put_encoded(out, value);
@@ -242,14 +235,20 @@ impl AppAccess {
 
     /// The identity headers except the assertion (for the hyper path and forward-auth).
     pub fn headers(&self, names: &IdentityNames) -> [(HeaderName, HeaderValue); 5] {
-        identity_headers(
-            names,
+        let (names, values) = (names.identity(), self.identity());
+        std::array::from_fn(|i| (names[i].clone(), encode_value(values[i])))
+    }
+
+    /// The identity header values, in the order of `IdentityNames::identity`: user id, email,
+    /// name, roles, seat.
+    fn identity(&self) -> [&str; 5] {
+        [
             self.user_id(),
             self.email(),
             self.name(),
             self.roles_text(),
-            self.seat,
-        )
+            self.seat.as_str(),
+        ]
     }
 
     /// The signed assertion header value, re-signed only near expiry (or when it was dropped
@@ -332,24 +331,6 @@ impl KeptAssertions {
     fn len(&self) -> usize {
         self.order.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
-}
-
-fn identity_headers(
-    n: &IdentityNames,
-    id: &str,
-    email: &str,
-    name: &str,
-    roles: &str,
-    seat: Seat,
-) -> [(HeaderName, HeaderValue); 5] {
-    let [user, e, nm, r, st] = n.identity();
-    [
-        (user.clone(), encode_value(id)),
-        (e.clone(), encode_value(email)),
-        (nm.clone(), encode_value(name)),
-        (r.clone(), encode_value(roles)),
-        (st.clone(), encode_value(seat.as_str())),
-    ]
 }
 
 /// The session's access to app `idx`, built on first use and kept with the session.

@@ -100,17 +100,10 @@ pub fn kept_cookie_pairs<'a>(
     value: &'a [u8],
     drop: &'a [&str],
 ) -> impl Iterator<Item = &'a [u8]> + 'a {
-    value
-        .split(|b| *b == b';')
-        .map(<[u8]>::trim_ascii)
-        .filter(|pair| {
-            let name = pair
-                .split(|b| *b == b'=')
-                .next()
-                .unwrap_or(b"")
-                .trim_ascii();
-            !pair.is_empty() && !drop.iter().any(|d| d.as_bytes() == name)
-        })
+    crate::web::cookies::pairs(value).filter(|pair| {
+        let (name, _) = crate::web::cookies::split_pair(pair);
+        !pair.is_empty() && !drop.iter().any(|d| d.as_bytes() == name)
+    })
 }
 
 /// Removes the gateway's own cookies from `Cookie` headers, keeping the app's cookies (in one

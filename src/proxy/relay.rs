@@ -50,10 +50,6 @@ pub enum Fast {
     Hyper,
 }
 
-pub fn accepts_html(head: &Head) -> bool {
-    head.values("accept").any(super::accept_has_html)
-}
-
 /// What a client connection remembers of its last allowed request: the next request with the
 /// same cookie for the same app skips the cookie hash, the cache lookup and the shared locks,
 /// for as long as no session anywhere has been invalidated since (`Sessions::epoch`); expiry,
@@ -141,10 +137,10 @@ pub async fn relay(core: &Core, idx: usize, c: &mut Conn, head: &Head) -> Fast {
                 &ip.to_string(),
             )
             .await;
-            Some(super::forbidden(accepts_html(head), reason))
+            Some(super::forbidden(head.accepts_html(), reason))
         }
         Ok(Verdict::SeatsFull { frees_at, licensed }) => {
-            Some(super::seats_full(frees_at, licensed, accepts_html(head)))
+            Some(super::seats_full(frees_at, licensed, head.accepts_html()))
         }
         Err(_) => return Fast::Bridge,
     };
@@ -655,7 +651,7 @@ async fn forward(
     mut recent: Box<Recent>,
 ) -> Next {
     let app = &core.config.apps[idx];
-    let wants_html = accepts_html(head);
+    let wants_html = head.accepts_html();
     let trusted = &core.config.server.trusted_proxies;
     let peer = c.peer.ip();
     let host = super::forwarded_host(head.host());

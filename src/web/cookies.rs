@@ -15,11 +15,25 @@ pub fn get<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 /// Works on bytes (the proxy's hot path calls it per request); only the value found must be text.
 pub fn find<'a>(values: impl Iterator<Item = &'a [u8]>, name: &str) -> Option<&'a str> {
     values
-        .flat_map(|v| v.split(|b| *b == b';'))
-        .find_map(|pair| {
-            let value = pair.trim_ascii().strip_prefix(name.as_bytes())?;
-            std::str::from_utf8(value.strip_prefix(b"=")?).ok()
+        .flat_map(pairs)
+        .find_map(|pair| match split_pair(pair) {
+            (n, Some(v)) if n == name.as_bytes() => std::str::from_utf8(v).ok(),
+            _ => None,
         })
+}
+
+/// The `name=value` pairs of one `Cookie` header value, trimmed (empty ones included).
+pub fn pairs(value: &[u8]) -> impl Iterator<Item = &[u8]> {
+    value.split(|b| *b == b';').map(<[u8]>::trim_ascii)
+}
+
+/// A pair's name and, when it has an `=`, its value; both trimmed. Reading a cookie and
+/// keeping the gateway's cookies from an upstream both go by this, so they agree on names.
+pub fn split_pair(pair: &[u8]) -> (&[u8], Option<&[u8]>) {
+    match pair.iter().position(|b| *b == b'=') {
+        Some(i) => (pair[..i].trim_ascii(), Some(pair[i + 1..].trim_ascii())),
+        None => (pair.trim_ascii(), None),
+    }
 }
 
 pub struct CookieSpec<'a> {
@@ -71,6 +85,15 @@ mod tests {
         assert_eq!(look(&["ss=1; xs=2; s; s2=3"], "s"), None);
         assert_eq!(look(&["session=1"], "s"), None);
         assert_eq!(look(&[], "s"), None);
+    }
+
+    /// The session cookie the gateway reads is the one it keeps from upstreams, however spaced.
+    #[test]
+    fn reading_and_stripping_agree_on_names() {
+        assert_eq!(look(&["a=1;  s = tok "], "s"), Some("tok"));
+        let kept: Vec<&[u8]> =
+            crate::proxy::headers::kept_cookie_pairs(b"a=1;  s = tok ; b", &["s"]).collect();
+        assert_eq!(kept, [&b"a=1"[..], b"b"]);
     }
 
     #[test]

@@ -16,7 +16,7 @@ use axum::body::Body;
 use axum::http::{HeaderName, HeaderValue, Method, Request, Response, StatusCode, Version, header};
 use bytes::{Bytes, BytesMut};
 use http_body_util::BodyExt;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioExecutor;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -104,6 +104,10 @@ impl Head {
         self.values(name)
             .next()
             .and_then(|v| std::str::from_utf8(v).ok())
+    }
+    /// The client lists `text/html` in `Accept` (a browser navigation).
+    pub fn accepts_html(&self) -> bool {
+        self.values("accept").any(crate::proxy::accept_has_html)
     }
     /// The header names that `Connection` declares hop-by-hop.
     pub fn connection_names(&self) -> impl Iterator<Item = &[u8]> {
@@ -406,17 +410,11 @@ async fn hand_to_hyper(
     if let Some((idx, up)) = c.upstream.take() {
         gateway.give_back(idx, up);
     }
-    let peer = c.peer;
     let io = Prefixed {
         prefix: c.buf.freeze(),
         inner: c.io,
     };
-    let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
-        let reply = gateway.call(peer, req.map(Body::new));
-        async move { Ok::<_, std::convert::Infallible>(reply.await) }
-    });
-    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
-    let _ = watcher.watch(conn.into_owned()).await;
+    super::server::serve_with_hyper(io, c.peer, gateway, builder, watcher).await
 }
 
 /// An ordinary request that the proxy's fast path did not take: the gateway's own pages, and
@@ -431,7 +429,7 @@ async fn bridge(c: &mut Conn, gateway: &Gateway, head: &Head) -> Next {
         if !gateway.is_app_request(head) {
             let r = crate::proxy::forward::gateway_error(
                 StatusCode::PAYLOAD_TOO_LARGE,
-                crate::proxy::relay::accepts_html(head),
+                head.accepts_html(),
                 "The request body is too large.",
             );
             let _ = write_response(c, r, head.method == Method::HEAD, true).await;

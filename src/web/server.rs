@@ -335,18 +335,32 @@ async fn accept_loop(
                         let io = super::h1::ClientIo::Tls(Box::new(stream));
                         return super::h1::serve(io, peer, handler, builder, watcher, drain).await;
                     }
-                    let svc = hyper::service::service_fn(move |req| {
-                        let reply = handler.call(peer, req.map(axum::body::Body::new));
-                        async move { Ok::<_, std::convert::Infallible>(reply.await) }
-                    });
-                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
-                    let _ = watcher.watch(conn.into_owned()).await;
+                    serve_with_hyper(stream, peer, handler, builder, watcher).await
                 });
             }
         }
     }
     let _ = local_drain.send(true);
     graceful.shutdown().await;
+}
+
+/// Serves a connection with hyper (HTTP/1.1 or HTTP/2, with upgrades), every request answered
+/// by the gateway, until it closes or the graceful shutdown ends it.
+pub async fn serve_with_hyper<I>(
+    io: I,
+    peer: SocketAddr,
+    gateway: Gateway,
+    builder: hyper_util::server::conn::auto::Builder<TokioExecutor>,
+    watcher: hyper_util::server::graceful::Watcher,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+        let reply = gateway.call(peer, req.map(axum::body::Body::new));
+        async move { Ok::<_, std::convert::Infallible>(reply.await) }
+    });
+    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
+    let _ = watcher.watch(conn.into_owned()).await;
 }
 
 #[cfg(test)]
