@@ -188,6 +188,38 @@ fn is_upgrade(headers: &HeaderMap) -> bool {
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 
+/// `ip` as text in `buf` (an IPv6 address takes at most 45 bytes), without allocating.
+fn ip_text(ip: IpAddr, buf: &mut [u8; 48]) -> &[u8] {
+    let mut n = 0;
+    match ip {
+        IpAddr::V4(v4) => {
+            for (i, o) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    buf[n] = b'.';
+                    n += 1;
+                }
+                if o >= 100 {
+                    buf[n] = b'0' + o / 100;
+                    n += 1;
+                }
+                if o >= 10 {
+                    buf[n] = b'0' + o / 10 % 10;
+                    n += 1;
+                }
+                buf[n] = b'0' + o % 10;
+                n += 1;
+            }
+        }
+        IpAddr::V6(v6) => {
+            use std::io::Write;
+            let mut rest = &mut buf[..];
+            let _ = write!(rest, "{v6}");
+            n = 48 - rest.len();
+        }
+    }
+    &buf[..n]
+}
+
 /// Writes `X-Forwarded-For`, `-Proto`, `-Host` and `Forwarded` for this hop as header lines,
 /// given what the client sent (believed, and extended, only from a trusted proxy).
 pub fn write_forwarded(
@@ -201,29 +233,15 @@ pub fn write_forwarded(
         v.map(<[u8]>::trim_ascii)
             .filter(|p| hop.peer_trusted && !p.is_empty())
     }
-    let ip = |out: &mut Vec<u8>| match hop.client_ip {
-        IpAddr::V4(v4) => {
-            for (i, o) in v4.octets().into_iter().enumerate() {
-                if i > 0 {
-                    out.push(b'.');
-                }
-                if o >= 100 {
-                    out.push(b'0' + o / 100);
-                }
-                if o >= 10 {
-                    out.push(b'0' + o / 10 % 10);
-                }
-                out.push(b'0' + o % 10);
-            }
-        }
-        IpAddr::V6(v6) => out.extend_from_slice(v6.to_string().as_bytes()),
-    };
+    // The client's address as text, once (it is written twice).
+    let mut text = [0u8; 48];
+    let ip = ip_text(hop.client_ip, &mut text);
     out.extend_from_slice(b"x-forwarded-for: ");
     if let Some(prev) = believed(hop, prev_xff) {
         out.extend_from_slice(prev);
         out.extend_from_slice(b", ");
     }
-    ip(out);
+    out.extend_from_slice(ip);
     let proto: &[u8] = match believed(hop, prev_proto).unwrap_or(hop.proto.as_bytes()) {
         b"https" => b"https",
         b"http" => b"http",
@@ -242,13 +260,18 @@ pub fn write_forwarded(
     out.extend_from_slice(b"for=");
     if hop.client_ip.is_ipv6() {
         out.extend_from_slice(b"\"[");
-        ip(out);
+        out.extend_from_slice(ip);
         out.extend_from_slice(b"]\"");
     } else {
-        ip(out);
+        out.extend_from_slice(ip);
     }
     out.extend_from_slice(b";host=\"");
-    out.extend(hop.host.as_bytes().iter().filter(|b| **b != b'"'));
+    let host = hop.host.as_bytes();
+    if memchr::memchr(b'"', host).is_none() {
+        out.extend_from_slice(host);
+    } else {
+        out.extend(host.iter().filter(|b| **b != b'"'));
+    }
     out.extend_from_slice(b"\";proto=");
     out.extend_from_slice(proto);
     out.extend_from_slice(b"\r\n");
@@ -423,6 +446,8 @@ mod tests {
             "192.168.100.9",
             "::1",
             "2001:db8::8a2e:370:7334",
+            "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+            "::ffff:255.255.255.255",
         ] {
             let client: IpAddr = ip.parse().unwrap();
             for trusted in [false, true] {

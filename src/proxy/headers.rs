@@ -23,19 +23,6 @@ pub fn put_encoded(out: &mut Vec<u8>, s: &str) {
     }
 }
 
-/// RFC 9110 §7.6.1 hop-by-hop headers (and the proxy-only ones); `Connection` may name more.
-const HOP_BY_HOP: [&str; 9] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-];
-
 /// The comma-separated tokens of a header value (`Connection`, `Transfer-Encoding`), trimmed.
 pub fn tokens(value: &[u8]) -> impl DoubleEndedIterator<Item = &[u8]> {
     value.split(|b| *b == b',').map(<[u8]>::trim_ascii)
@@ -50,11 +37,56 @@ pub fn content_length(value: &[u8]) -> Option<u64> {
     std::str::from_utf8(d).ok()?.parse().ok()
 }
 
+/// The header names the fast path treats specially, told apart in one pass (any case).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Known {
+    Connection,
+    TransferEncoding,
+    /// The other hop-by-hop names: RFC 9110 §7.6.1's and the proxy-only ones (`Connection`
+    /// may name more).
+    HopByHop,
+    ContentLength,
+    Date,
+    Host,
+    Cookie,
+    XForwardedFor,
+    XForwardedProto,
+    XForwardedHost,
+    Forwarded,
+    Other,
+}
+
+/// Which of the `Known` names `name` is: by its length first, so most names are settled by
+/// one comparison (the proxy classifies every request and response header).
+pub fn known(name: &[u8]) -> Known {
+    let is = |k: &str| name.eq_ignore_ascii_case(k.as_bytes());
+    match name.len() {
+        2 if is("te") => Known::HopByHop,
+        4 if is("date") => Known::Date,
+        4 if is("host") => Known::Host,
+        6 if is("cookie") => Known::Cookie,
+        7 if is("trailer") || is("upgrade") => Known::HopByHop,
+        9 if is("forwarded") => Known::Forwarded,
+        10 if is("connection") => Known::Connection,
+        10 if is("keep-alive") => Known::HopByHop,
+        14 if is("content-length") => Known::ContentLength,
+        15 if is("x-forwarded-for") => Known::XForwardedFor,
+        16 if is("x-forwarded-host") => Known::XForwardedHost,
+        16 if is("proxy-connection") => Known::HopByHop,
+        17 if is("transfer-encoding") => Known::TransferEncoding,
+        17 if is("x-forwarded-proto") => Known::XForwardedProto,
+        18 if is("proxy-authenticate") => Known::HopByHop,
+        19 if is("proxy-authorization") => Known::HopByHop,
+        _ => Known::Other,
+    }
+}
+
 /// Whether `name` (any case) is hop-by-hop by itself.
 pub fn is_hop_by_hop(name: &[u8]) -> bool {
-    HOP_BY_HOP
-        .iter()
-        .any(|k| name.eq_ignore_ascii_case(k.as_bytes()))
+    matches!(
+        known(name),
+        Known::Connection | Known::TransferEncoding | Known::HopByHop
+    )
 }
 
 /// Whether `name` is one of `strip` in any case, also with `_` for `-` (CGI-style servers map
@@ -134,6 +166,61 @@ pub fn strip_cookies(headers: &mut HeaderMap, names: &[&str]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// RFC 9110 §7.6.1 hop-by-hop headers (and the proxy-only ones); `Connection` may name more.
+    const HOP_BY_HOP: [&str; 9] = [
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+    ];
+
+    /// The classifier knows every hop-by-hop name, in any case, and nothing that merely looks
+    /// like one.
+    #[test]
+    fn hop_by_hop_names_are_known_in_any_case() {
+        for name in HOP_BY_HOP {
+            assert!(is_hop_by_hop(name.as_bytes()), "{name}");
+            assert!(
+                is_hop_by_hop(name.to_ascii_uppercase().as_bytes()),
+                "{name}"
+            );
+        }
+        for name in [
+            "",
+            "t",
+            "tex",
+            "upgrades",
+            "connection2",
+            "keep_alive",
+            "x-te",
+            "date",
+        ] {
+            assert!(!is_hop_by_hop(name.as_bytes()), "{name}");
+        }
+        let named = [
+            ("Content-Length", Known::ContentLength),
+            ("DATE", Known::Date),
+            ("host", Known::Host),
+            ("Cookie", Known::Cookie),
+            ("X-Forwarded-For", Known::XForwardedFor),
+            ("x-forwarded-PROTO", Known::XForwardedProto),
+            ("X-Forwarded-Host", Known::XForwardedHost),
+            ("Forwarded", Known::Forwarded),
+            ("Transfer-Encoding", Known::TransferEncoding),
+            ("Connection", Known::Connection),
+            ("x-forwarded-fox", Known::Other),
+            ("cookies", Known::Other),
+        ];
+        for (name, kind) in named {
+            assert_eq!(known(name.as_bytes()), kind, "{name}");
+        }
+    }
 
     #[test]
     fn values_are_percent_encoded_outside_printable_ascii() {

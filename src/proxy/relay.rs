@@ -11,7 +11,7 @@
 
 use super::access::{AppAccess, Verdict};
 use super::forward::{Hop, Target, upstream_timed_out, upstream_unreachable, write_forwarded};
-use super::headers::{content_length, is_hop_by_hop, is_identity_name, kept_cookie_pairs, tokens};
+use super::headers::{Known, content_length, is_identity_name, kept_cookie_pairs, known, tokens};
 use crate::app::Core;
 use crate::auth::session::{Session, Stage};
 use crate::web::h1::{Conn, Head, Next, http_date, put_header, write_response};
@@ -24,6 +24,8 @@ use tokio::net::TcpStream;
 /// An idle upstream connection older than this is not reused.
 const KEEP_IDLE: Duration = Duration::from_secs(60);
 const MAX_RESPONSE_HEAD: usize = 64 * 1024;
+/// More header lines than this in a response head: 502.
+const MAX_RESPONSE_HEADERS: usize = 100;
 
 /// A kept-alive HTTP/1.1 connection to an upstream.
 pub struct UpConn {
@@ -97,7 +99,7 @@ pub async fn relay(core: &Core, idx: usize, c: &mut Conn, head: &Head) -> Fast {
         }
         _ => None,
     };
-    let recent = match remembered {
+    let mut recent = match remembered {
         Some(r) => r,
         None => {
             let epoch = core.sessions.epoch();
@@ -145,7 +147,18 @@ pub async fn relay(core: &Core, idx: usize, c: &mut Conn, head: &Head) -> Fast {
         Err(_) => return Fast::Bridge,
     };
     match refusal {
-        None => Fast::Done(forward(core, idx, target, c, head, recent).await),
+        None => {
+            if now >= recent.assertion_until {
+                let app = &core.config.apps[idx];
+                let v = recent.access.assertion(core, app, &recent.session);
+                recent.assertion.clear();
+                recent.assertion.extend_from_slice(v.as_bytes());
+                // The shared one is renewed within its last minute; this copy is refreshed
+                // from it every few seconds.
+                recent.assertion_until = now + 5;
+            }
+            Fast::Done(forward(core, idx, target, c, head, recent).await)
+        }
         Some(r) => {
             c.recent = Some(recent);
             Fast::Done(answer(c, head, r).await)
@@ -172,21 +185,6 @@ async fn answer(c: &mut Conn, head: &Head, r: axum::response::Response) -> Next 
     }
 }
 
-/// Header names the fast path never copies from the client: hop-by-hop, and those it writes
-/// itself.
-fn dropped_request_header(n: &[u8]) -> bool {
-    const OWN: [&str; 7] = [
-        "host",
-        "content-length",
-        "cookie",
-        "x-forwarded-for",
-        "x-forwarded-proto",
-        "x-forwarded-host",
-        "forwarded",
-    ];
-    is_hop_by_hop(n) || OWN.iter().any(|k| n.eq_ignore_ascii_case(k.as_bytes()))
-}
-
 fn listed_in_connection(head: &Head, name: &[u8]) -> bool {
     head.connection_tokens
         && head
@@ -201,7 +199,7 @@ fn upstream_head(
     target: &Target,
     head: &Head,
     hop: &Hop,
-    recent: &mut Recent,
+    recent: &Recent,
     out: &mut Vec<u8>,
 ) {
     let strip = &core.proxy.strip[idx];
@@ -218,8 +216,9 @@ fn upstream_head(
     put_header(out, b"host", target.host.as_bytes());
     let (mut prev_xff, mut prev_proto, mut prev_fwd) = (None, None, None);
     for (n, v) in head.headers() {
-        if dropped_request_header(n) {
-            if n.eq_ignore_ascii_case(b"cookie") {
+        // Hop-by-hop headers, and those written here, are never copied from the client.
+        match known(n) {
+            Known::Cookie => {
                 // Each Cookie header without the gateway's cookies (dropped when nothing is left).
                 let mut started = false;
                 for (i, pair) in kept_cookie_pairs(v, &gateway_cookies).enumerate() {
@@ -230,31 +229,24 @@ fn upstream_head(
                 if started {
                     out.extend_from_slice(b"\r\n");
                 }
-            } else if n.eq_ignore_ascii_case(b"x-forwarded-for") {
-                prev_xff = Some(v);
-            } else if n.eq_ignore_ascii_case(b"x-forwarded-proto") {
-                prev_proto = Some(v);
-            } else if n.eq_ignore_ascii_case(b"forwarded") {
-                prev_fwd = Some(v);
             }
-            continue;
+            Known::XForwardedFor => prev_xff = Some(v),
+            Known::XForwardedProto => prev_proto = Some(v),
+            Known::Forwarded => prev_fwd = Some(v),
+            Known::Connection
+            | Known::TransferEncoding
+            | Known::HopByHop
+            | Known::ContentLength
+            | Known::Host
+            | Known::XForwardedHost => {}
+            Known::Date | Known::Other => {
+                if !is_identity_name(strip, n) && !listed_in_connection(head, n) {
+                    put_header(out, n, v);
+                }
+            }
         }
-        if is_identity_name(strip, n) || listed_in_connection(head, n) {
-            continue;
-        }
-        put_header(out, n, v);
     }
     out.extend_from_slice(&recent.lines);
-    let now = crate::store::now();
-    if now >= recent.assertion_until {
-        let app = &core.config.apps[idx];
-        let v = recent.access.assertion(core, app, &recent.session);
-        recent.assertion.clear();
-        recent.assertion.extend_from_slice(v.as_bytes());
-        // The shared one is renewed within its last minute; this copy is refreshed from it
-        // every few seconds.
-        recent.assertion_until = now + 5;
-    }
     put_header(
         out,
         core.proxy.names[idx].assertion.as_str().as_bytes(),
@@ -301,7 +293,7 @@ async fn response_head(
     out: &mut Vec<u8>,
 ) -> Result<ResponseHead, Failure> {
     loop {
-        let mut storage = [std::mem::MaybeUninit::uninit(); 100];
+        let mut storage = [std::mem::MaybeUninit::uninit(); MAX_RESPONSE_HEADERS];
         let mut resp = httparse::Response::new(&mut []);
         let parsed = httparse::ParserConfig::default().parse_response_with_uninit_headers(
             &mut resp,
@@ -346,27 +338,33 @@ fn client_head(
     let mut length: Option<u64> = None;
     let mut chunked = None;
     let mut listed: Vec<&[u8]> = Vec::new();
-    for h in resp.headers.iter() {
-        let (n, v) = (h.name.as_bytes(), h.value);
-        if n.eq_ignore_ascii_case(b"connection") {
-            for t in tokens(v) {
-                if t.eq_ignore_ascii_case(b"close") {
-                    upstream_close = true;
-                } else if t.eq_ignore_ascii_case(b"keep-alive") && !http11 {
-                    upstream_close = false;
-                } else if !t.is_empty() {
-                    listed.push(t);
+    // Each name classified once; the second pass below reuses it.
+    let mut kinds = [Known::Other; MAX_RESPONSE_HEADERS];
+    for (h, kind) in resp.headers.iter().zip(kinds.iter_mut()) {
+        let v = h.value;
+        *kind = known(h.name.as_bytes());
+        match *kind {
+            Known::Connection => {
+                for t in tokens(v) {
+                    if t.eq_ignore_ascii_case(b"close") {
+                        upstream_close = true;
+                    } else if t.eq_ignore_ascii_case(b"keep-alive") && !http11 {
+                        upstream_close = false;
+                    } else if !t.is_empty() {
+                        listed.push(t);
+                    }
                 }
             }
-        } else if n.eq_ignore_ascii_case(b"transfer-encoding") {
-            let last = tokens(v).next_back().unwrap_or(b"");
-            chunked = Some(last.eq_ignore_ascii_case(b"chunked"));
-        } else if n.eq_ignore_ascii_case(b"content-length") {
-            match (content_length(v), length) {
+            Known::TransferEncoding => {
+                let last = tokens(v).next_back().unwrap_or(b"");
+                chunked = Some(last.eq_ignore_ascii_case(b"chunked"));
+            }
+            Known::ContentLength => match (content_length(v), length) {
                 (Some(n), None) => length = Some(n),
                 (Some(n), Some(l)) if n == l => {}
                 _ => return Err(Failure::Upstream("invalid Content-Length")),
-            }
+            },
+            _ => {}
         }
     }
     let framing = if head_only || code == 204 || code == 304 {
@@ -391,19 +389,19 @@ fn client_head(
     out.extend_from_slice(resp.reason.unwrap_or("").as_bytes());
     out.extend_from_slice(b"\r\n");
     let mut has_date = false;
-    for h in resp.headers.iter() {
+    for (h, kind) in resp.headers.iter().zip(kinds) {
         let n = h.name.as_bytes();
-        // Transfer-Encoding is hop-by-hop too, but decided just below.
-        let hop = is_hop_by_hop(n) && !n.eq_ignore_ascii_case(b"transfer-encoding");
-        // A chunked body is passed on as it came, so its framing header stays.
-        let framing_header = n.eq_ignore_ascii_case(b"transfer-encoding")
-            && framing != Framing::Chunked
-            && !head_only;
-        let cl_with_te = n.eq_ignore_ascii_case(b"content-length") && chunked.is_some();
-        if hop || framing_header || cl_with_te || listed.iter().any(|t| n.eq_ignore_ascii_case(t)) {
+        let dropped = match kind {
+            Known::Connection | Known::HopByHop => true,
+            // A chunked body is passed on as it came, so its framing header stays.
+            Known::TransferEncoding => framing != Framing::Chunked && !head_only,
+            Known::ContentLength => chunked.is_some(),
+            _ => false,
+        };
+        if dropped || listed.iter().any(|t| n.eq_ignore_ascii_case(t)) {
             continue;
         }
-        has_date |= n.eq_ignore_ascii_case(b"date");
+        has_date |= kind == Known::Date;
         put_header(out, n, h.value);
     }
     if !has_date {
@@ -648,35 +646,32 @@ async fn forward(
     target: &Target,
     c: &mut Conn,
     head: &Head,
-    mut recent: Box<Recent>,
+    recent: Box<Recent>,
 ) -> Next {
     let app = &core.config.apps[idx];
-    let wants_html = head.accepts_html();
-    let trusted = &core.config.server.trusted_proxies;
     let peer = c.peer.ip();
+    let peer_trusted = (core.config.server.trusted_proxies.iter()).any(|n| n.contains(&peer));
     let host = super::forwarded_host(head.host());
     let hop = Hop {
-        client_ip: client_ip(core, c, head),
-        peer_trusted: trusted.iter().any(|n| n.contains(&peer)),
+        // `X-Forwarded-For` is read only from a trusted proxy.
+        client_ip: if peer_trusted {
+            client_ip(core, c, head)
+        } else {
+            peer
+        },
+        peer_trusted,
         proto: core.config.server.public_url.scheme(),
         host: &host,
     };
     let mut request_head = std::mem::take(&mut c.up_head);
-    upstream_head(
-        core,
-        idx,
-        target,
-        head,
-        &hop,
-        &mut recent,
-        &mut request_head,
-    );
+    upstream_head(core, idx, target, head, &hop, &recent, &mut request_head);
     c.recent = Some(recent);
     let result = exchange(core, idx, target, c, head, &mut request_head).await;
     c.up_head = request_head;
     let (mut up, rh, response_head) = match result {
         Ok(r) => r,
         Err(f) => {
+            let wants_html = head.accepts_html();
             let r = match f {
                 Failure::Timeout => upstream_timed_out(app, wants_html),
                 Failure::Upstream(why) => upstream_unreachable(app, &why, wants_html),

@@ -23,14 +23,24 @@ pub fn find<'a>(values: impl Iterator<Item = &'a [u8]>, name: &str) -> Option<&'
 }
 
 /// The `name=value` pairs of one `Cookie` header value, trimmed (empty ones included).
+/// Separators are found with `memchr` (the proxy reads the session cookie per request).
 pub fn pairs(value: &[u8]) -> impl Iterator<Item = &[u8]> {
-    value.split(|b| *b == b';').map(<[u8]>::trim_ascii)
+    let mut rest = Some(value);
+    std::iter::from_fn(move || {
+        let v = rest?;
+        let (pair, next) = match memchr::memchr(b';', v) {
+            Some(i) => (&v[..i], Some(&v[i + 1..])),
+            None => (v, None),
+        };
+        rest = next;
+        Some(pair.trim_ascii())
+    })
 }
 
 /// A pair's name and, when it has an `=`, its value; both trimmed. Reading a cookie and
 /// keeping the gateway's cookies from an upstream both go by this, so they agree on names.
 pub fn split_pair(pair: &[u8]) -> (&[u8], Option<&[u8]>) {
-    match pair.iter().position(|b| *b == b'=') {
+    match memchr::memchr(b'=', pair) {
         Some(i) => (pair[..i].trim_ascii(), Some(pair[i + 1..].trim_ascii())),
         None => (pair.trim_ascii(), None),
     }
@@ -94,6 +104,28 @@ mod tests {
         let kept: Vec<&[u8]> =
             crate::proxy::headers::kept_cookie_pairs(b"a=1;  s = tok ; b", &["s"]).collect();
         assert_eq!(kept, [&b"a=1"[..], b"b"]);
+    }
+
+    /// Pairs are what splitting at every `;` and trimming gives, empty ones included.
+    #[test]
+    fn pairs_are_split_at_every_semicolon() {
+        for v in [
+            "",
+            ";",
+            "a",
+            "a=1",
+            " a=1 ;b=2;",
+            ";;x; ;",
+            "a=1;  s = tok ; b",
+        ] {
+            let want: Vec<&[u8]> = v
+                .as_bytes()
+                .split(|b| *b == b';')
+                .map(<[u8]>::trim_ascii)
+                .collect();
+            let got: Vec<&[u8]> = super::pairs(v.as_bytes()).collect();
+            assert_eq!(got, want, "{v:?}");
+        }
     }
 
     #[test]
