@@ -32,6 +32,7 @@ pub struct Core {
     pub csrf: Csrf,
     pub signer: crate::crypto::signing::Signer,
     pub proxy: crate::proxy::Proxy,
+    pub metrics: crate::metrics::Metrics,
 }
 
 pub type AppState = Arc<Core>;
@@ -88,6 +89,7 @@ impl Core {
             keys,
             signer,
             proxy: crate::proxy::Proxy::new(&config),
+            metrics: crate::metrics::Metrics::new(config.apps.len(), config.server.workers),
             passwords: Passwords::new(&config.password_hashing)?,
             lockout: Lockout::new(config.lockout.clone()),
             sessions: Arc::new(Sessions::new(config.session.clone())),
@@ -188,6 +190,7 @@ pub fn router(core: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(crate::metrics::get_metrics))
         .route("/.well-known/jwks.json", get(crate::proxy::get_jwks))
         .merge(pages)
         .merge(gateway)
@@ -319,6 +322,7 @@ pub async fn serve(config: Config) -> Result<(), BoxError> {
     let grace = config.server.shutdown_grace;
     let listen = config.server.listen;
     let core = Core::open(config).await?;
+    core.metrics.install()?;
     announce_setup(&core).await?;
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

@@ -14,6 +14,7 @@ pub mod config;
 pub mod crypto;
 pub mod directory;
 pub mod error;
+pub mod metrics;
 pub mod proxy;
 pub mod revocation;
 pub mod store;

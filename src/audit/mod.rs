@@ -68,6 +68,7 @@ pub async fn record(store: &Store, e: Event<'_>) {
         ip: e.ip.to_string(),
         details: e.details.to_string(),
     };
+    crate::metrics::audit_event(e.action, e.outcome);
     tracing::info!(
         target: "audit",
         action = %row.action,

@@ -333,7 +333,9 @@ impl Sessions {
         }
     }
 
-    pub fn cached_count(&self) -> u64 {
+    /// How many sessions the cache holds, after its pending bookkeeping (a scrape's figure).
+    pub async fn cached_count(&self) -> u64 {
+        self.cache.run_pending_tasks().await;
         self.cache.entry_count()
     }
 }

@@ -37,6 +37,8 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     pub public_url: Url,
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Who may read `/metrics` (the client address, as `trusted_proxies` decide it).
+    pub metrics_allow: Vec<ipnet::IpNet>,
     /// How long graceful shutdown waits for in-flight requests.
     pub shutdown_grace: Duration,
     /// Serving threads, each with its own runtime and listening socket (`workers = 0`, the
@@ -400,19 +402,8 @@ fn read_server(s: &Section) -> ServerConfig {
             Url::parse("http://localhost:8080").expect("valid")
         }
     };
-    let mut trusted_proxies = Vec::new();
-    for (i, cidr) in s.strings("trusted_proxies").iter().enumerate() {
-        match cidr
-            .parse::<ipnet::IpNet>()
-            .or_else(|_| cidr.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
-        {
-            Ok(net) => trusted_proxies.push(net),
-            Err(_) => s.problem(
-                &format!("trusted_proxies[{i}]"),
-                "not an IP address or CIDR",
-            ),
-        }
-    }
+    let trusted_proxies = networks(s, "trusted_proxies", &[]);
+    let metrics_allow = networks(s, "metrics_allow", &["127.0.0.0/8", "::1/128"]);
     let shutdown_grace = s.duration("shutdown_grace", "20s");
     let workers = match s.int("workers", 0, 0, 256) {
         0 => crate::web::server::default_workers(),
@@ -446,10 +437,31 @@ fn read_server(s: &Section) -> ServerConfig {
         listen,
         public_url,
         trusted_proxies,
+        metrics_allow,
         shutdown_grace,
         workers,
         tls,
     }
+}
+
+/// A list of IP addresses or CIDRs under `key` (`default` when the key is absent).
+fn networks(s: &Section, key: &str, default: &[&str]) -> Vec<ipnet::IpNet> {
+    let given = if s.raw(key).is_some() {
+        s.strings(key)
+    } else {
+        default.iter().map(|d| d.to_string()).collect()
+    };
+    let mut nets = Vec::new();
+    for (i, cidr) in given.iter().enumerate() {
+        match cidr
+            .parse::<ipnet::IpNet>()
+            .or_else(|_| cidr.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        {
+            Ok(net) => nets.push(net),
+            Err(_) => s.problem(&format!("{key}[{i}]"), "not an IP address or CIDR"),
+        }
+    }
+    nets
 }
 
 fn read_database(s: &Section) -> DatabaseConfig {

@@ -4,6 +4,7 @@
 
 use super::headers::strip_hop_by_hop;
 use crate::config::app::{AppConfig, Upstream};
+use crate::metrics::Outcome;
 use axum::body::Body;
 use axum::http::uri::{Authority, PathAndQuery, Scheme};
 use axum::http::{
@@ -330,11 +331,11 @@ pub fn gateway_error(status: StatusCode, wants_html: bool, message: &str) -> Res
 /// `504`, logged: app `app`'s upstream did not answer within its `timeout`.
 pub fn upstream_timed_out(app: &AppConfig, wants_html: bool) -> Response<Body> {
     tracing::warn!(app = %app.id, timeout = ?app.timeout, "upstream timed out");
-    gateway_error(
+    Outcome::UpstreamTimeout.mark(gateway_error(
         StatusCode::GATEWAY_TIMEOUT,
         wants_html,
         "The application did not answer in time. Try again in a moment.",
-    )
+    ))
 }
 
 /// `502`, logged: app `app`'s upstream could not be reached or broke the protocol.
@@ -344,11 +345,11 @@ pub fn upstream_unreachable(
     wants_html: bool,
 ) -> Response<Body> {
     tracing::warn!(app = %app.id, error = %error, "upstream unreachable");
-    gateway_error(
+    Outcome::UpstreamUnreachable.mark(gateway_error(
         StatusCode::BAD_GATEWAY,
         wants_html,
         "The application is not reachable right now. Try again in a moment.",
-    )
+    ))
 }
 
 /// Sends the (already cleaned and identity-stamped) request to app `idx`'s upstream.

@@ -14,6 +14,7 @@ pub mod whoami;
 use crate::app::{AppState, Core};
 use crate::audit::{self, Actor};
 use crate::config::app::ALL_PRESET_NAMES;
+use crate::metrics::Outcome;
 use crate::web::client::client_ip;
 use access::{AppAccess, Decision};
 use axum::extract::State;
@@ -210,12 +211,12 @@ fn unauthenticated(
         }
         r.headers_mut()
             .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        return r;
+        return Outcome::Unauthenticated.mark(r);
     }
-    json_response(
+    Outcome::Unauthenticated.mark(json_response(
         StatusCode::UNAUTHORIZED,
         serde_json::json!({ "error": "unauthorized", "message": "Sign in first.", "login_url": login }),
-    )
+    ))
 }
 
 pub async fn audit_denied(
@@ -252,7 +253,7 @@ pub fn forbidden(wants_html: bool, reason: &str) -> Response {
         "path_rule" => "Your role does not give access to this part of the application.",
         _ => "Your account has no access to this application. Ask an administrator for a role.",
     };
-    gateway_error(StatusCode::FORBIDDEN, wants_html, message)
+    Outcome::Denied.mark(gateway_error(StatusCode::FORBIDDEN, wants_html, message))
 }
 
 pub fn seats_full(frees_at: i64, licensed: u32, wants_html: bool) -> Response {
@@ -266,7 +267,7 @@ pub fn seats_full(frees_at: i64, licensed: u32, wants_html: bool) -> Response {
     if let Ok(v) = HeaderValue::from_str(&wait.to_string()) {
         r.headers_mut().insert(header::RETRY_AFTER, v);
     }
-    r
+    Outcome::SeatsFull.mark(r)
 }
 
 /// Adds the identity headers (after removing any the client sent) and the assertion.
@@ -295,9 +296,20 @@ pub fn stamp_identity(
     );
 }
 
-/// One request for app `idx` (see `Proxy::route`) from `peer`.
+/// One request for app `idx` (see `Proxy::route`) from `peer`, counted by its outcome.
 pub async fn handle(
     core: AppState,
+    idx: usize,
+    peer: SocketAddr,
+    req: axum::http::Request<axum::body::Body>,
+) -> Response {
+    let r = answer(&core, idx, peer, req).await;
+    core.metrics.proxy.count(idx, Outcome::of(&r));
+    r
+}
+
+async fn answer(
+    core: &AppState,
     idx: usize,
     peer: SocketAddr,
     mut req: axum::http::Request<axum::body::Body>,
@@ -317,21 +329,21 @@ pub async fn handle(
         trusted,
     );
     let wants_html = accepts_html(req.headers());
-    let session = match active_session(&core, req.headers()).await {
+    let session = match active_session(core, req.headers()).await {
         Ok(s) => s,
-        Err(e) => return e.into_response(),
+        Err(e) => return Outcome::Error.mark(e.into_response()),
     };
     let Some(session) = session else {
-        return unauthenticated(&core, host_str, req.method(), req.headers(), req.uri());
+        return unauthenticated(core, host_str, req.method(), req.headers(), req.uri());
     };
-    let access = match access::decide(&core, &session, idx, req.uri().path()).await {
-        Err(e) => return e.into_response(),
+    let access = match access::decide(core, &session, idx, req.uri().path()).await {
+        Err(e) => return Outcome::Error.mark(e.into_response()),
         Ok(None) => {
-            return unauthenticated(&core, host_str, req.method(), req.headers(), req.uri());
+            return unauthenticated(core, host_str, req.method(), req.headers(), req.uri());
         }
         Ok(Some(Decision::Deny { reason, access })) => {
             let path = req.uri().path();
-            audit_denied(&core, idx, &access, reason, path, &ip.to_string()).await;
+            audit_denied(core, idx, &access, reason, path, &ip.to_string()).await;
             return forbidden(wants_html, reason);
         }
         Ok(Some(Decision::SeatsFull { frees_at, licensed })) => {
@@ -340,7 +352,7 @@ pub async fn handle(
         Ok(Some(Decision::Allow(access))) => access,
     };
     let headers = req.headers_mut();
-    stamp_identity(&core, idx, headers, &access, &session);
+    stamp_identity(core, idx, headers, &access, &session);
     headers::strip_cookies(
         headers,
         &[

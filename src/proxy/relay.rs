@@ -14,6 +14,7 @@ use super::forward::{Hop, Target, upstream_timed_out, upstream_unreachable, writ
 use super::headers::{Known, content_length, is_identity_name, kept_cookie_pairs, known, tokens};
 use crate::app::Core;
 use crate::auth::session::{Session, Stage};
+use crate::metrics::Outcome;
 use crate::web::h1::{Conn, Head, Next, http_date, put_header, write_response};
 use bytes::{Buf, BytesMut};
 use std::sync::Arc;
@@ -161,6 +162,7 @@ pub async fn relay(core: &Core, idx: usize, c: &mut Conn, head: &Head) -> Fast {
         }
         Some(r) => {
             c.recent = Some(recent);
+            core.metrics.proxy.count(idx, Outcome::of(&r));
             Fast::Done(answer(c, head, r).await)
         }
     }
@@ -677,11 +679,13 @@ async fn forward(
                 Failure::Upstream(why) => upstream_unreachable(app, &why, wants_html),
                 Failure::Client => return Next::Close,
             };
+            core.metrics.proxy.count(idx, Outcome::of(&r));
             // The request body may be partly unread: `answer` ends the connection then.
             return answer(c, head, r).await;
         }
     };
     up.buf.advance(rh.len);
+    core.metrics.proxy.count(idx, Outcome::Forwarded);
     let done = relay_body(c, &mut up, rh.framing, response_head).await;
     match done {
         Ok(true) if rh.reusable && up.buf.is_empty() => {

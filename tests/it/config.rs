@@ -38,6 +38,18 @@ fn unknown_keys_and_invalid_values_are_all_reported() {
 }
 
 #[test]
+fn address_lists_name_the_entry_that_is_wrong() {
+    let (ok, out) = check(
+        "[server]\nmetrics_allow = [\"10.0.0.0/8\", \"not-a-network\"]\ntrusted_proxies = [\"10.0.0.1/33\"]\n\n[secrets]\nmaster_key_env = \"SOME_KEY\"\n",
+        &[("SOME_KEY", MASTER_KEY)],
+    );
+    assert!(!ok, "{out}");
+    assert!(out.contains("server.metrics_allow[1]"), "{out}");
+    assert!(out.contains("server.trusted_proxies[0]"), "{out}");
+    assert!(!out.contains("metrics_allow[0]"), "{out}");
+}
+
+#[test]
 fn secret_values_are_never_echoed() {
     let (ok, out) = check(
         "[secrets]\nmaster_key = \"too-short-but-very-secret-value\"\n\n[database]\nurl = 12\n",

@@ -9,6 +9,7 @@ mod cli;
 mod config;
 mod forward_auth;
 mod h1;
+mod metrics;
 mod proxy;
 mod seats;
 mod signin;

@@ -1,0 +1,286 @@
+//! `/metrics`: Prometheus text for the addresses in `server.metrics_allow` (loopback by default).
+//!
+//! The proxy counts each request's outcome in counters of its own serving worker (one writer
+//! each, on cache lines of their own: no shared line is written per request); a scrape adds
+//! them up and hands them, with gauges read at that moment (cached sessions, seats held), to
+//! the `metrics` recorder, whose Prometheus exporter renders the text. Audit events are counted
+//! through the `metrics` facade as they are recorded.
+
+use crate::app::AppState;
+use crate::web::client::ClientInfo;
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// How the gateway dealt with one request for an app.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Outcome {
+    /// Sent to the upstream, which answered (whatever its status).
+    Forwarded,
+    /// No usable session: sent to sign-in (302) or refused with 401.
+    Unauthenticated,
+    /// Signed in but not allowed (403).
+    Denied,
+    /// `seat_overflow = "refuse"` and every licence in use.
+    SeatsFull,
+    /// The upstream could not be reached or broke the protocol (502).
+    UpstreamUnreachable,
+    /// The upstream did not answer within the app's timeout (504).
+    UpstreamTimeout,
+    /// The gateway failed (e.g. its database).
+    Error,
+}
+
+impl Outcome {
+    const ALL: [Outcome; 7] = [
+        Outcome::Forwarded,
+        Outcome::Unauthenticated,
+        Outcome::Denied,
+        Outcome::SeatsFull,
+        Outcome::UpstreamUnreachable,
+        Outcome::UpstreamTimeout,
+        Outcome::Error,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Outcome::Forwarded => "forwarded",
+            Outcome::Unauthenticated => "unauthenticated",
+            Outcome::Denied => "denied",
+            Outcome::SeatsFull => "seats_full",
+            Outcome::UpstreamUnreachable => "upstream_unreachable",
+            Outcome::UpstreamTimeout => "upstream_timeout",
+            Outcome::Error => "error",
+        }
+    }
+
+    /// The outcome a response of the gateway's own carries (see `mark`); an upstream's answer
+    /// carries none.
+    pub fn of(r: &Response) -> Outcome {
+        r.extensions()
+            .get::<Outcome>()
+            .copied()
+            .unwrap_or(Outcome::Forwarded)
+    }
+
+    /// Marks a response the gateway made instead of the upstream (never sent on the wire).
+    pub fn mark(self, mut r: Response) -> Response {
+        r.extensions_mut().insert(self);
+        r
+    }
+}
+
+const OUTCOMES: usize = Outcome::ALL.len();
+
+/// Eight counters on one cache line.
+#[repr(align(64))]
+#[derive(Default)]
+struct Line([AtomicU64; 8]);
+
+/// Per serving worker (and one slot for every other thread), per app, per outcome.
+pub struct ProxyCounters {
+    apps: usize,
+    slots: Box<[Box<[Line]>]>,
+}
+
+impl ProxyCounters {
+    pub fn new(apps: usize, workers: usize) -> ProxyCounters {
+        let lines = (apps * OUTCOMES).div_ceil(8).max(1);
+        ProxyCounters {
+            apps,
+            slots: (0..=workers)
+                .map(|_| (0..lines).map(|_| Line::default()).collect())
+                .collect(),
+        }
+    }
+
+    fn cell(&self, slot: usize, idx: usize, outcome: Outcome) -> Option<&AtomicU64> {
+        let i = idx * OUTCOMES + outcome as usize;
+        if idx >= self.apps {
+            return None;
+        }
+        Some(&self.slots.get(slot)?[i / 8].0[i % 8])
+    }
+
+    /// Counts one request for app `idx`, on the calling worker's own counters.
+    pub fn count(&self, idx: usize, outcome: Outcome) {
+        let slot = crate::web::server::worker_slot();
+        if let Some(c) = self
+            .cell(slot, idx, outcome)
+            .or_else(|| self.cell(0, idx, outcome))
+        {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The total over every worker.
+    pub fn total(&self, idx: usize, outcome: Outcome) -> u64 {
+        (0..self.slots.len())
+            .filter_map(|s| self.cell(s, idx, outcome))
+            .map(|c| c.load(Ordering::Relaxed))
+            .sum()
+    }
+}
+
+/// The gateway's metrics: the proxy's counters and, in `serve`, the installed recorder.
+pub struct Metrics {
+    pub proxy: ProxyCounters,
+    handle: OnceLock<PrometheusHandle>,
+    started: i64,
+}
+
+impl Metrics {
+    pub fn new(apps: usize, workers: usize) -> Metrics {
+        Metrics {
+            proxy: ProxyCounters::new(apps, workers),
+            handle: OnceLock::new(),
+            started: crate::store::now(),
+        }
+    }
+
+    /// Installs the process-wide Prometheus recorder (once, by `serve`). Without it, nothing
+    /// is recorded and `/metrics` answers 503 (the admin CLI never installs one).
+    pub fn install(&self) -> Result<(), String> {
+        let handle = PrometheusBuilder::new()
+            .install_recorder()
+            .map_err(|e| format!("cannot install the metrics recorder: {e}"))?;
+        describe();
+        let _ = self.handle.set(handle);
+        Ok(())
+    }
+}
+
+fn describe() {
+    use metrics::{describe_counter, describe_gauge};
+    describe_counter!(
+        "gatehouse_proxy_requests_total",
+        "Requests for each app, by how the gateway dealt with them"
+    );
+    describe_counter!(
+        "gatehouse_audit_events_total",
+        "Audit events recorded by this instance, by action and outcome"
+    );
+    describe_gauge!(
+        "gatehouse_sessions_cached",
+        "Sessions held in this instance's cache"
+    );
+    describe_gauge!(
+        "gatehouse_seats_in_use",
+        "Modify seats held now, for apps with modify_seats"
+    );
+    describe_gauge!(
+        "gatehouse_seats_licensed",
+        "The licensed modify seats (modify_seats) of each app"
+    );
+    describe_gauge!(
+        "gatehouse_build_info",
+        "Always 1; the version is in the label"
+    );
+    describe_gauge!(
+        "gatehouse_start_time_seconds",
+        "When this instance started, in Unix seconds"
+    );
+}
+
+/// Counts one audit event (a no-op without an installed recorder).
+pub fn audit_event(action: &str, outcome: &str) {
+    metrics::counter!(
+        "gatehouse_audit_events_total",
+        "action" => action.to_string(),
+        "outcome" => outcome.to_string()
+    )
+    .increment(1);
+}
+
+/// `GET /metrics`.
+pub async fn get_metrics(State(core): State<AppState>, client: ClientInfo) -> Response {
+    let allowed = &core.config.server.metrics_allow;
+    if !allowed.iter().any(|n| n.contains(&client.ip)) {
+        return (
+            StatusCode::FORBIDDEN,
+            "metrics are served only to the addresses in server.metrics_allow\n",
+        )
+            .into_response();
+    }
+    let Some(handle) = core.metrics.handle.get() else {
+        return (StatusCode::SERVICE_UNAVAILABLE, "no metrics recorder\n").into_response();
+    };
+    publish(&core).await;
+    handle.run_upkeep();
+    let mut r = handle.render().into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+/// Hands the recorder what is read at scrape time.
+async fn publish(core: &crate::app::Core) {
+    let m = &core.metrics;
+    for (idx, app) in core.config.apps.iter().enumerate() {
+        for o in Outcome::ALL {
+            metrics::counter!(
+                "gatehouse_proxy_requests_total",
+                "app" => app.id.clone(),
+                "outcome" => o.label()
+            )
+            .absolute(m.proxy.total(idx, o));
+        }
+        if let Some(licensed) = app.modify_seats {
+            let idle = app.seat_idle_timeout.as_secs() as i64;
+            let now = crate::store::now();
+            match core.store.seat_holders(&app.id, now, idle).await {
+                Ok(holders) => metrics::gauge!("gatehouse_seats_in_use", "app" => app.id.clone())
+                    .set(holders.len() as f64),
+                Err(e) => tracing::warn!(app = %app.id, error = %e, "seats for metrics"),
+            }
+            metrics::gauge!("gatehouse_seats_licensed", "app" => app.id.clone())
+                .set(f64::from(licensed));
+        }
+    }
+    metrics::gauge!("gatehouse_sessions_cached").set(core.sessions.cached_count().await as f64);
+    metrics::gauge!("gatehouse_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+    metrics::gauge!("gatehouse_start_time_seconds").set(m.started as f64);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_app_and_outcome_has_its_own_counter_summed_over_workers() {
+        let c = ProxyCounters::new(3, 2);
+        c.count(0, Outcome::Forwarded);
+        c.count(2, Outcome::Error);
+        c.count(2, Outcome::Error);
+        // An app index that does not exist counts nowhere.
+        c.count(3, Outcome::Forwarded);
+        for idx in 0..3 {
+            for o in Outcome::ALL {
+                let want = match (idx, o) {
+                    (0, Outcome::Forwarded) => 1,
+                    (2, Outcome::Error) => 2,
+                    _ => 0,
+                };
+                assert_eq!(c.total(idx, o), want, "app {idx}, {o:?}");
+            }
+        }
+        assert_eq!(c.total(3, Outcome::Forwarded), 0);
+    }
+
+    #[test]
+    fn gateway_responses_carry_their_outcome_and_upstream_ones_none() {
+        let r = Outcome::Denied.mark(StatusCode::FORBIDDEN.into_response());
+        assert_eq!(Outcome::of(&r), Outcome::Denied);
+        assert_eq!(
+            Outcome::of(&StatusCode::FORBIDDEN.into_response()),
+            Outcome::Forwarded
+        );
+    }
+}

@@ -1,0 +1,195 @@
+//! `/metrics`: Prometheus text with every proxied request counted by app and outcome (on the
+//! fast path and through hyper alike), audit events, seats; served only to `metrics_allow`,
+//! which a spoofed `X-Forwarded-For` does not get around.
+
+use crate::harness::*;
+use crate::upstream::Upstream;
+use std::collections::HashMap;
+
+/// The samples of a Prometheus text page: `name{label="v",...}` (labels sorted) → value.
+fn samples(text: &str) -> HashMap<String, f64> {
+    let mut out = HashMap::new();
+    for line in text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
+        let (series, value) = line.rsplit_once(' ').expect("sample line");
+        let key = match series.split_once('{') {
+            Some((name, labels)) => {
+                let mut labels: Vec<&str> = labels.trim_end_matches('}').split(',').collect();
+                labels.sort();
+                format!("{name}{{{}}}", labels.join(","))
+            }
+            None => series.to_string(),
+        };
+        out.insert(key, value.parse::<f64>().expect("sample value"));
+    }
+    out
+}
+
+async fn scrape(server: &Server, xff: Option<&str>) -> (u16, String, String) {
+    let mut req = reqwest::Client::new().get(format!("{}/metrics", server.base));
+    if let Some(x) = xff {
+        req = req.header("x-forwarded-for", x);
+    }
+    let r = req.send().await.unwrap();
+    let status = r.status().as_u16();
+    let ctype = r
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    (status, ctype, r.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn every_proxied_request_is_counted_by_app_and_outcome() {
+    let upstream = Upstream::start();
+    let dead = format!("http://127.0.0.1:{}", free_port());
+    let server = Server::start_with(Options {
+        sections: format!(
+            r#"{crm}
+[[app]]
+id = "dead"
+host = "127.0.0.1:{{PORT}}"
+path_prefix = "/dead/"
+upstream = "{dead}"
+allow_roles = ["*"]
+"#,
+            crm = crm_app(&upstream.url, "2s")
+        ),
+        env: vec![],
+    });
+    server.create_user(
+        "mod@example.com",
+        GOOD_PASSWORD,
+        &["modify@crm", "modify@dead"],
+    );
+    server.create_user("lim@example.com", GOOD_PASSWORD, &["limited@crm"]);
+    let mut modify = server.browser();
+    assert_eq!(
+        modify.login("mod@example.com", GOOD_PASSWORD).await.status,
+        303
+    );
+    let mut limited = server.browser();
+    assert_eq!(
+        limited.login("lim@example.com", GOOD_PASSWORD).await.status,
+        303
+    );
+    let mut nobody = server.browser();
+    let refused = nobody.login("mod@example.com", "Wrong-password-1").await;
+    assert_ne!(refused.status, 303, "{}", refused.body);
+
+    for _ in 0..3 {
+        assert_eq!(modify.get("/crm/orders").await.status, 200);
+    }
+    // Over HTTP/2 the request takes hyper's path instead of the fast one; it counts the same.
+    let h2 = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let r = h2
+        .get(format!("{}/crm/orders", server.base))
+        .header("cookie", modify.cookie_header())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.version(), r.status().as_u16()),
+        (reqwest::Version::HTTP_2, 200)
+    );
+    assert_eq!(limited.get("/crm/admin/users").await.status, 403);
+    assert_eq!(nobody.get("/crm/orders").await.status, 302);
+    let r = reqwest::Client::new()
+        .get(format!("{}/crm/orders", server.base))
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(modify.get("/dead/x").await.status, 502);
+
+    let (status, ctype, text) = scrape(&server, None).await;
+    assert_eq!(status, 200, "{text}");
+    assert!(ctype.starts_with("text/plain"), "{ctype}");
+    assert!(
+        text.contains("# TYPE gatehouse_proxy_requests_total counter"),
+        "{text}"
+    );
+    let s = samples(&text);
+    let proxied = |app: &str, outcome: &str| {
+        s.get(&format!(
+            "gatehouse_proxy_requests_total{{app=\"{app}\",outcome=\"{outcome}\"}}"
+        ))
+        .copied()
+        .unwrap_or_else(|| panic!("no {app}/{outcome} in {text}"))
+    };
+    assert_eq!(proxied("crm", "forwarded"), 4.0);
+    assert_eq!(proxied("crm", "denied"), 1.0);
+    assert_eq!(proxied("crm", "unauthenticated"), 2.0);
+    assert_eq!(proxied("crm", "upstream_unreachable"), 0.0);
+    assert_eq!(proxied("dead", "upstream_unreachable"), 1.0);
+    assert_eq!(proxied("dead", "forwarded"), 0.0);
+    let audited = |action: &str, outcome: &str| {
+        s.get(&format!(
+            "gatehouse_audit_events_total{{action=\"{action}\",outcome=\"{outcome}\"}}"
+        ))
+        .copied()
+        .unwrap_or(0.0)
+    };
+    assert_eq!(audited("signin", "success"), 2.0, "{text}");
+    assert_eq!(audited("signin", "failure"), 1.0, "{text}");
+    assert_eq!(audited("proxy.denied", "denied"), 1.0, "{text}");
+    assert!(s["gatehouse_sessions_cached"] >= 2.0, "{text}");
+    assert!(
+        text.contains(&format!(
+            "gatehouse_build_info{{version=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION")
+        )),
+        "{text}"
+    );
+    // Nothing about anyone: no address, no session cookie.
+    let cookie = modify.cookie_header();
+    let token = cookie
+        .split("; ")
+        .find_map(|c| c.strip_prefix("gatehouse_session="))
+        .expect("session cookie");
+    for secret in ["mod@example.com", "lim@example.com", token] {
+        assert!(!text.contains(secret), "{secret} in {text}");
+    }
+}
+
+#[tokio::test]
+async fn metrics_are_served_only_to_the_allowed_addresses() {
+    // Loopback is not allowed here, and the client's own X-Forwarded-For is not believed.
+    let server = Server::start_with(Options {
+        sections: String::new(),
+        env: vec![(
+            "GATEHOUSE_SERVER__METRICS_ALLOW".into(),
+            r#"["10.0.0.0/8"]"#.into(),
+        )],
+    });
+    for xff in [None, Some("10.1.2.3"), Some("10.1.2.3, 127.0.0.1")] {
+        let (status, _, text) = scrape(&server, xff).await;
+        assert_eq!(status, 403, "{xff:?}: {text}");
+        assert!(!text.contains("gatehouse_"), "{text}");
+    }
+
+    // Behind a trusted proxy, the address it saw decides.
+    let server = Server::start_with(Options {
+        sections: String::new(),
+        env: vec![
+            (
+                "GATEHOUSE_SERVER__METRICS_ALLOW".into(),
+                r#"["10.0.0.0/8"]"#.into(),
+            ),
+            (
+                "GATEHOUSE_SERVER__TRUSTED_PROXIES".into(),
+                r#"["127.0.0.1"]"#.into(),
+            ),
+        ],
+    });
+    assert_eq!(scrape(&server, Some("10.1.2.3")).await.0, 200);
+    assert_eq!(scrape(&server, Some("192.0.2.7")).await.0, 403);
+    assert_eq!(scrape(&server, Some("10.1.2.3, 192.0.2.7")).await.0, 403);
+}
