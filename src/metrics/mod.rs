@@ -7,8 +7,7 @@
 //! through the `metrics` facade as they are recorded.
 
 use crate::app::AppState;
-use crate::web::client::ClientInfo;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
@@ -195,10 +194,16 @@ pub fn audit_event(action: &str, outcome: &str) {
     .increment(1);
 }
 
-/// `GET /metrics`.
-pub async fn get_metrics(State(core): State<AppState>, client: ClientInfo) -> Response {
-    let allowed = &core.config.server.metrics_allow;
-    if !allowed.iter().any(|n| n.contains(&client.ip)) {
+/// `GET /metrics`. A request whose peer address is unknown is refused (never taken for
+/// loopback).
+pub async fn get_metrics(State(core): State<AppState>, req: Request) -> Response {
+    let peer = req.extensions().get::<ConnectInfo<std::net::SocketAddr>>();
+    let xff = req.headers().get("x-forwarded-for");
+    if !may_read(
+        &core.config.server,
+        peer.map(|c| c.0.ip()),
+        xff.and_then(|v| v.to_str().ok()),
+    ) {
         return (
             StatusCode::FORBIDDEN,
             "metrics are served only to the addresses in server.metrics_allow\n",
@@ -218,6 +223,20 @@ pub async fn get_metrics(State(core): State<AppState>, client: ClientInfo) -> Re
     r.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r
+}
+
+/// Whether the client (its address as `trusted_proxies` decide it) is in `metrics_allow`; an
+/// unknown peer never is.
+fn may_read(
+    server: &crate::config::ServerConfig,
+    peer: Option<std::net::IpAddr>,
+    xff: Option<&str>,
+) -> bool {
+    let Some(peer) = peer else {
+        return false;
+    };
+    let ip = crate::web::client::client_ip(peer, xff, &server.trusted_proxies);
+    server.metrics_allow.iter().any(|n| n.contains(&ip))
 }
 
 /// Hands the recorder what is read at scrape time.
@@ -272,6 +291,30 @@ mod tests {
             }
         }
         assert_eq!(c.total(3, Outcome::Forwarded), 0);
+    }
+
+    #[test]
+    fn only_allowed_clients_read_metrics_and_an_unknown_peer_never() {
+        let net = |s: &str| s.parse::<ipnet::IpNet>().unwrap();
+        let server = crate::config::ServerConfig {
+            listen: "127.0.0.1:8080".parse().unwrap(),
+            public_url: url::Url::parse("http://localhost:8080").unwrap(),
+            trusted_proxies: vec![net("192.0.2.1/32")],
+            metrics_allow: vec![net("127.0.0.0/8"), net("10.0.0.0/8")],
+            shutdown_grace: std::time::Duration::from_secs(1),
+            workers: 1,
+            tls: None,
+        };
+        let ip = |s: &str| Some(s.parse().unwrap());
+        assert!(may_read(&server, ip("127.0.0.1"), None));
+        assert!(!may_read(&server, None, None));
+        assert!(!may_read(&server, None, Some("127.0.0.1")));
+        // An untrusted client's own X-Forwarded-For is not believed.
+        assert!(!may_read(&server, ip("203.0.113.9"), Some("10.1.2.3")));
+        // A trusted proxy's is.
+        assert!(may_read(&server, ip("192.0.2.1"), Some("10.1.2.3")));
+        assert!(!may_read(&server, ip("192.0.2.1"), Some("203.0.113.9")));
+        assert!(!may_read(&server, ip("192.0.2.1"), None));
     }
 
     #[test]
