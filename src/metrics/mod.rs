@@ -31,16 +31,37 @@ pub enum Outcome {
     UpstreamTimeout,
     /// The gateway failed (e.g. its database).
     Error,
+    /// Forward-auth only: the front proxy may forward the request.
+    Allowed,
 }
 
 impl Outcome {
-    const ALL: [Outcome; 7] = [
+    const ALL: [Outcome; 8] = [
         Outcome::Forwarded,
         Outcome::Unauthenticated,
         Outcome::Denied,
         Outcome::SeatsFull,
         Outcome::UpstreamUnreachable,
         Outcome::UpstreamTimeout,
+        Outcome::Error,
+        Outcome::Allowed,
+    ];
+    /// The outcomes `gatehouse_proxy_requests_total` reports.
+    const PROXIED: [Outcome; 7] = [
+        Outcome::Forwarded,
+        Outcome::Unauthenticated,
+        Outcome::Denied,
+        Outcome::SeatsFull,
+        Outcome::UpstreamUnreachable,
+        Outcome::UpstreamTimeout,
+        Outcome::Error,
+    ];
+    /// The outcomes `gatehouse_verify_requests_total` reports.
+    const VERIFIED: [Outcome; 5] = [
+        Outcome::Allowed,
+        Outcome::Unauthenticated,
+        Outcome::Denied,
+        Outcome::SeatsFull,
         Outcome::Error,
     ];
 
@@ -53,6 +74,7 @@ impl Outcome {
             Outcome::UpstreamUnreachable => "upstream_unreachable",
             Outcome::UpstreamTimeout => "upstream_timeout",
             Outcome::Error => "error",
+            Outcome::Allowed => "allowed",
         }
     }
 
@@ -124,9 +146,11 @@ impl ProxyCounters {
     }
 }
 
-/// The gateway's metrics: the proxy's counters and, in `serve`, the installed recorder.
+/// The gateway's metrics: the proxy's and forward-auth's counters and, in `serve`, the
+/// installed recorder.
 pub struct Metrics {
     pub proxy: ProxyCounters,
+    pub verify: ProxyCounters,
     handle: OnceLock<PrometheusHandle>,
     started: i64,
 }
@@ -135,6 +159,7 @@ impl Metrics {
     pub fn new(apps: usize, workers: usize) -> Metrics {
         Metrics {
             proxy: ProxyCounters::new(apps, workers),
+            verify: ProxyCounters::new(apps, workers),
             handle: OnceLock::new(),
             started: crate::store::now(),
         }
@@ -157,6 +182,10 @@ fn describe() {
     describe_counter!(
         "gatehouse_proxy_requests_total",
         "Requests for each app, by how the gateway dealt with them"
+    );
+    describe_counter!(
+        "gatehouse_verify_requests_total",
+        "Forward-auth (/.gatehouse/verify) answers for each app, by outcome"
     );
     describe_counter!(
         "gatehouse_audit_events_total",
@@ -243,13 +272,21 @@ fn may_read(
 async fn publish(core: &crate::app::Core) {
     let m = &core.metrics;
     for (idx, app) in core.config.apps.iter().enumerate() {
-        for o in Outcome::ALL {
+        for o in Outcome::PROXIED {
             metrics::counter!(
                 "gatehouse_proxy_requests_total",
                 "app" => app.id.clone(),
                 "outcome" => o.label()
             )
             .absolute(m.proxy.total(idx, o));
+        }
+        for o in Outcome::VERIFIED {
+            metrics::counter!(
+                "gatehouse_verify_requests_total",
+                "app" => app.id.clone(),
+                "outcome" => o.label()
+            )
+            .absolute(m.verify.total(idx, o));
         }
         if let Some(licensed) = app.modify_seats {
             let idle = app.seat_idle_timeout.as_secs() as i64;

@@ -10,7 +10,8 @@
 //! proxy for one it may not.
 
 use super::access::{Decision, normalize_path};
-use crate::app::AppState;
+use crate::app::{AppState, Core};
+use crate::metrics::Outcome;
 use crate::web::ClientInfo;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -193,34 +194,40 @@ pub async fn get_verify(
         r
     };
     let session = match super::active_session(&core, &headers).await {
-        Ok(s) => s,
-        Err(e) => return e.into_response(),
+        Ok(Some(s)) => s,
+        Ok(None) => return counted(&core, idx, Outcome::Unauthenticated, unauthenticated()),
+        Err(e) => return counted(&core, idx, Outcome::Error, e.into_response()),
     };
-    let Some(session) = session else {
-        return unauthenticated();
-    };
-    match super::access::decide(&core, &session, idx, &path).await {
-        Err(e) => e.into_response(),
-        Ok(None) => unauthenticated(),
+    let (outcome, r) = match super::access::decide(&core, &session, idx, &path).await {
+        Err(e) => (Outcome::Error, e.into_response()),
+        Ok(None) => (Outcome::Unauthenticated, unauthenticated()),
         Ok(Some(Decision::Deny { reason, access })) => {
             super::audit_denied(&core, idx, &access, reason, &path, &client.ip.to_string()).await;
-            status(
+            let r = status(
                 StatusCode::FORBIDDEN,
                 "Your account has no access to this resource.",
-            )
+            );
+            (Outcome::Denied, r)
         }
-        Ok(Some(Decision::SeatsFull { licensed, .. })) => status(
-            StatusCode::FORBIDDEN,
-            &format!("All {licensed} licences are in use."),
-        ),
+        Ok(Some(Decision::SeatsFull { licensed, .. })) => {
+            let message = format!("All {licensed} licences are in use.");
+            (Outcome::SeatsFull, status(StatusCode::FORBIDDEN, &message))
+        }
         Ok(Some(Decision::Allow(access))) => {
             let mut r = StatusCode::OK.into_response();
             super::stamp_identity(&core, idx, r.headers_mut(), &access, &session);
             r.headers_mut()
                 .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            r
+            (Outcome::Allowed, r)
         }
-    }
+    };
+    counted(&core, idx, outcome, r)
+}
+
+/// Counts a forward-auth answer for app `idx` (`gatehouse_verify_requests_total`).
+fn counted(core: &Core, idx: usize, outcome: Outcome, r: Response) -> Response {
+    core.metrics.verify.count(idx, outcome);
+    r
 }
 
 #[cfg(test)]

@@ -108,6 +108,25 @@ allow_roles = ["*"]
         .unwrap();
     assert_eq!(r.status(), 401);
     assert_eq!(modify.get("/dead/x").await.status, 502);
+    // Forward-auth answers are counted apart.
+    let host = format!("127.0.0.1:{}", server.port);
+    for (cookie, uri, want) in [
+        (None, "/crm/orders", 401),
+        (Some(modify.cookie_header()), "/crm/orders", 200),
+        (Some(modify.cookie_header()), "/crm/admin/x", 200),
+        (Some(limited.cookie_header()), "/crm/admin/x", 403),
+    ] {
+        let mut req = reqwest::Client::new()
+            .get(format!("{}/.gatehouse/verify", server.base))
+            .header("x-forwarded-method", "GET")
+            .header("x-forwarded-proto", "http")
+            .header("x-forwarded-host", &host)
+            .header("x-forwarded-uri", uri);
+        if let Some(c) = cookie {
+            req = req.header("cookie", c);
+        }
+        assert_eq!(req.send().await.unwrap().status(), want, "{uri}");
+    }
 
     let (status, ctype, text) = scrape(&server, None).await;
     assert_eq!(status, 200, "{text}");
@@ -130,6 +149,22 @@ allow_roles = ["*"]
     assert_eq!(proxied("crm", "upstream_unreachable"), 0.0);
     assert_eq!(proxied("dead", "upstream_unreachable"), 1.0);
     assert_eq!(proxied("dead", "forwarded"), 0.0);
+    let verified = |outcome: &str| {
+        s.get(&format!(
+            "gatehouse_verify_requests_total{{app=\"crm\",outcome=\"{outcome}\"}}"
+        ))
+        .copied()
+        .unwrap_or_else(|| panic!("no verify/{outcome} in {text}"))
+    };
+    assert_eq!(verified("allowed"), 2.0);
+    assert_eq!(verified("unauthenticated"), 1.0);
+    assert_eq!(verified("denied"), 1.0);
+    // Forward-auth answers are not proxied requests (the proxied counts above came after them).
+    assert!(
+        !s.keys()
+            .any(|k| k.starts_with("gatehouse_proxy_requests_total") && k.contains("allowed")),
+        "{text}"
+    );
     let audited = |action: &str, outcome: &str| {
         s.get(&format!(
             "gatehouse_audit_events_total{{action=\"{action}\",outcome=\"{outcome}\"}}"
@@ -139,6 +174,8 @@ allow_roles = ["*"]
     };
     assert_eq!(audited("signin", "success"), 2.0, "{text}");
     assert_eq!(audited("signin", "failure"), 1.0, "{text}");
+    // The two refusals of the limited user (proxied and through forward-auth) are one event:
+    // denied requests are audited at most once a minute per user, app and reason.
     assert_eq!(audited("proxy.denied", "denied"), 1.0, "{text}");
     assert!(s["gatehouse_sessions_cached"] >= 2.0, "{text}");
     assert!(
