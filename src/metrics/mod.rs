@@ -102,15 +102,15 @@ const OUTCOMES: usize = Outcome::ALL.len();
 struct Line([AtomicU64; 8]);
 
 /// Per serving worker (and one slot for every other thread), per app, per outcome.
-pub struct ProxyCounters {
+pub struct AppCounters {
     apps: usize,
     slots: Box<[Box<[Line]>]>,
 }
 
-impl ProxyCounters {
-    pub fn new(apps: usize, workers: usize) -> ProxyCounters {
+impl AppCounters {
+    pub fn new(apps: usize, workers: usize) -> AppCounters {
         let lines = (apps * OUTCOMES).div_ceil(8).max(1);
-        ProxyCounters {
+        AppCounters {
             apps,
             slots: (0..=workers)
                 .map(|_| (0..lines).map(|_| Line::default()).collect())
@@ -149,8 +149,8 @@ impl ProxyCounters {
 /// The gateway's metrics: the proxy's and forward-auth's counters and, in `serve`, the
 /// installed recorder.
 pub struct Metrics {
-    pub proxy: ProxyCounters,
-    pub verify: ProxyCounters,
+    pub proxy: AppCounters,
+    pub verify: AppCounters,
     handle: OnceLock<PrometheusHandle>,
     started: i64,
 }
@@ -158,8 +158,8 @@ pub struct Metrics {
 impl Metrics {
     pub fn new(apps: usize, workers: usize) -> Metrics {
         Metrics {
-            proxy: ProxyCounters::new(apps, workers),
-            verify: ProxyCounters::new(apps, workers),
+            proxy: AppCounters::new(apps, workers),
+            verify: AppCounters::new(apps, workers),
             handle: OnceLock::new(),
             started: crate::store::now(),
         }
@@ -311,7 +311,7 @@ mod tests {
 
     #[test]
     fn each_app_and_outcome_has_its_own_counter_summed_over_workers() {
-        let c = ProxyCounters::new(3, 2);
+        let c = AppCounters::new(3, 2);
         c.count(0, Outcome::Forwarded);
         c.count(2, Outcome::Error);
         c.count(2, Outcome::Error);
