@@ -70,6 +70,21 @@ pub struct Recent {
     assertion_until: i64,
 }
 
+impl Recent {
+    /// Takes a fresh copy of the shared assertion when this one is due: the shared one is
+    /// renewed within its last minute, and this copy is refreshed from it every few seconds.
+    fn refresh_assertion(&mut self, core: &Core, now: i64) {
+        if now < self.assertion_until {
+            return;
+        }
+        let app = &core.config.apps[self.idx];
+        let v = self.access.assertion(core, app, &self.session);
+        self.assertion.clear();
+        self.assertion.extend_from_slice(v.as_bytes());
+        self.assertion_until = now + 5;
+    }
+}
+
 /// Relays the request when it is an allowed request to a plain HTTP upstream.
 pub async fn relay(core: &Core, idx: usize, c: &mut Conn, head: &Head) -> Fast {
     let Some(target) = core.proxy.upstreams.plain(idx) else {
@@ -149,15 +164,7 @@ pub async fn relay(core: &Core, idx: usize, c: &mut Conn, head: &Head) -> Fast {
     };
     match refusal {
         None => {
-            if now >= recent.assertion_until {
-                let app = &core.config.apps[idx];
-                let v = recent.access.assertion(core, app, &recent.session);
-                recent.assertion.clear();
-                recent.assertion.extend_from_slice(v.as_bytes());
-                // The shared one is renewed within its last minute; this copy is refreshed
-                // from it every few seconds.
-                recent.assertion_until = now + 5;
-            }
+            recent.refresh_assertion(core, now);
             Fast::Done(forward(core, idx, target, c, head, recent).await)
         }
         Some(r) => {

@@ -10,7 +10,7 @@
 //! proxy for one it may not.
 
 use super::access::{Decision, normalize_path};
-use crate::app::{AppState, Core};
+use crate::app::AppState;
 use crate::metrics::Outcome;
 use crate::web::ClientInfo;
 use axum::extract::{Query, State};
@@ -193,39 +193,32 @@ pub async fn get_verify(
             .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         r
     };
-    let session = match super::active_session(&core, &headers).await {
-        Ok(Some(s)) => s,
-        Ok(None) => return counted(&core, idx, Outcome::Unauthenticated, unauthenticated()),
-        Err(e) => return counted(&core, idx, Outcome::Error, e.into_response()),
-    };
-    let (outcome, r) = match super::access::decide(&core, &session, idx, &path).await {
+    let (outcome, r) = match super::active_session(&core, &headers).await {
         Err(e) => (Outcome::Error, e.into_response()),
         Ok(None) => (Outcome::Unauthenticated, unauthenticated()),
-        Ok(Some(Decision::Deny { reason, access })) => {
-            super::audit_denied(&core, idx, &access, reason, &path, &client.ip.to_string()).await;
-            let r = status(
-                StatusCode::FORBIDDEN,
-                "Your account has no access to this resource.",
-            );
-            (Outcome::Denied, r)
-        }
-        Ok(Some(Decision::SeatsFull { licensed, .. })) => {
-            let message = format!("All {licensed} licences are in use.");
-            (Outcome::SeatsFull, status(StatusCode::FORBIDDEN, &message))
-        }
-        Ok(Some(Decision::Allow(access))) => {
-            let mut r = StatusCode::OK.into_response();
-            super::stamp_identity(&core, idx, r.headers_mut(), &access, &session);
-            r.headers_mut()
-                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            (Outcome::Allowed, r)
-        }
+        Ok(Some(session)) => match super::access::decide(&core, &session, idx, &path).await {
+            Err(e) => (Outcome::Error, e.into_response()),
+            Ok(None) => (Outcome::Unauthenticated, unauthenticated()),
+            Ok(Some(Decision::Deny { reason, access })) => {
+                let ip = client.ip.to_string();
+                super::audit_denied(&core, idx, &access, reason, &path, &ip).await;
+                let message = "Your account has no access to this resource.";
+                (Outcome::Denied, status(StatusCode::FORBIDDEN, message))
+            }
+            Ok(Some(Decision::SeatsFull { licensed, .. })) => {
+                let message = format!("All {licensed} licences are in use.");
+                (Outcome::SeatsFull, status(StatusCode::FORBIDDEN, &message))
+            }
+            Ok(Some(Decision::Allow(access))) => {
+                let mut r = StatusCode::OK.into_response();
+                super::stamp_identity(&core, idx, r.headers_mut(), &access, &session);
+                r.headers_mut()
+                    .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+                (Outcome::Allowed, r)
+            }
+        },
     };
-    counted(&core, idx, outcome, r)
-}
-
-/// Counts a forward-auth answer for app `idx` (`gatehouse_verify_requests_total`).
-fn counted(core: &Core, idx: usize, outcome: Outcome, r: Response) -> Response {
+    // Counted apart from proxied requests (`gatehouse_verify_requests_total`).
     core.metrics.verify.count(idx, outcome);
     r
 }

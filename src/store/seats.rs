@@ -128,12 +128,7 @@ impl Store {
         now: i64,
         idle: i64,
     ) -> Result<()> {
-        let (in_use,): (i64,) =
-            sqlx::query_as("SELECT COUNT(*) FROM seats WHERE app = $1 AND last_active_at > $2")
-                .bind(app)
-                .bind(now - idle)
-                .fetch_one(&self.pool)
-                .await?;
+        let in_use = self.seats_in_use(app, now, idle).await?;
         sqlx::query(
             "INSERT INTO seat_usage (app, minute, users, licensed) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (app, minute) DO UPDATE SET \
@@ -147,6 +142,17 @@ impl Store {
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    /// How many seats of `app` are held now (active within `idle` seconds).
+    pub async fn seats_in_use(&self, app: &str, now: i64, idle: i64) -> Result<i64> {
+        let (in_use,): (i64,) =
+            sqlx::query_as("SELECT COUNT(*) FROM seats WHERE app = $1 AND last_active_at > $2")
+                .bind(app)
+                .bind(now - idle)
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(in_use)
     }
 
     pub async fn release_seat(&self, app: &str, user: &str) -> Result<bool> {

@@ -10,7 +10,7 @@
 //! hyper, which serves it from that request on. When in doubt, hyper decides.
 
 use crate::app::Gateway;
-use crate::proxy::headers::tokens;
+use crate::proxy::headers::{Known, known, tokens};
 use crate::proxy::relay::Fast;
 use axum::body::Body;
 use axum::http::{HeaderName, HeaderValue, Method, Request, Response, StatusCode, Version, header};
@@ -177,27 +177,36 @@ fn parse(buf: &[u8], scratch: &mut Scratch) -> Parsed {
         let (n, v) = (h.name.as_bytes(), h.value);
         spans.push((Span::of(buf, n), Span::of(buf, v)));
         let is = |s: &str| n.eq_ignore_ascii_case(s.as_bytes());
-        if is("host") {
-            host = v;
-            hosts += 1;
-        } else if is("content-length") {
-            lengths += 1;
-            content_length = crate::proxy::headers::content_length(v);
-            if content_length.is_none() {
-                return Parsed::Hyper;
+        match known(n) {
+            Known::Host => {
+                host = v;
+                hosts += 1;
             }
-        } else if is("transfer-encoding") || is("upgrade") || is("expect") || is("http2-settings") {
-            return Parsed::Hyper;
-        } else if is("connection") {
-            for t in tokens(v) {
-                if t.eq_ignore_ascii_case(b"close") {
-                    close = true;
-                } else if t.eq_ignore_ascii_case(b"upgrade") {
+            Known::ContentLength => {
+                lengths += 1;
+                content_length = crate::proxy::headers::content_length(v);
+                if content_length.is_none() {
                     return Parsed::Hyper;
-                } else if !t.is_empty() && !t.eq_ignore_ascii_case(b"keep-alive") {
-                    connection_tokens = true;
                 }
             }
+            Known::TransferEncoding => return Parsed::Hyper,
+            Known::Connection => {
+                for t in tokens(v) {
+                    if t.eq_ignore_ascii_case(b"close") {
+                        close = true;
+                    } else if t.eq_ignore_ascii_case(b"upgrade") {
+                        return Parsed::Hyper;
+                    } else if !t.is_empty() && !t.eq_ignore_ascii_case(b"keep-alive") {
+                        connection_tokens = true;
+                    }
+                }
+            }
+            Known::HopByHop | Known::Other
+                if is("upgrade") || is("expect") || is("http2-settings") =>
+            {
+                return Parsed::Hyper;
+            }
+            _ => {}
         }
     }
     if hosts != 1 || lengths > 1 || (lengths == 1 && content_length.is_none()) {

@@ -222,11 +222,7 @@ fn setup() -> Setup {
 /// Signs in at the gateway itself; returns the `Cookie` header a browser then sends to any
 /// port of 127.0.0.1 (cookies are not bound to ports).
 async fn session_cookie(server: &Server, email: &str, roles: &[&str]) -> String {
-    server.create_user(email, GOOD_PASSWORD, roles);
-    let mut b = server.browser();
-    let r = b.login(email, GOOD_PASSWORD).await;
-    assert_eq!(r.status, 303, "sign-in of {email}: {}", r.body);
-    b.cookie_header()
+    signed_in(server, email, roles).await.cookie_header()
 }
 
 fn client() -> reqwest::Client {

@@ -41,10 +41,7 @@ async fn session(server: &Server, email: &str) -> (String, String) {
 }
 
 async fn session_as(server: &Server, email: &str, role: &str) -> (String, String) {
-    server.create_user(email, GOOD_PASSWORD, &[role]);
-    let mut b = server.browser();
-    let r = b.login(email, GOOD_PASSWORD).await;
-    assert_eq!(r.status, 303, "sign-in of {email}: {}", r.body);
+    let b = signed_in(server, email, &[role]).await;
     let token = b
         .cookies
         .get("gatehouse_session")

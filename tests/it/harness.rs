@@ -155,6 +155,15 @@ back_office = true
     )
 }
 
+/// Creates a user with `roles` (password `GOOD_PASSWORD`) and signs them in.
+pub async fn signed_in(server: &Server, email: &str, roles: &[&str]) -> Browser {
+    server.create_user(email, GOOD_PASSWORD, roles);
+    let mut b = server.browser();
+    let r = b.login(email, GOOD_PASSWORD).await;
+    assert_eq!(r.status, 303, "sign-in of {email}: {}", r.body);
+    b
+}
+
 pub struct Server {
     /// Serves HTTPS (`[server.tls]`): readiness is read from the log, not a plain GET.
     pub tls: bool,

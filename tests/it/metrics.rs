@@ -55,27 +55,14 @@ host = "127.0.0.1:{{PORT}}"
 path_prefix = "/dead/"
 upstream = "{dead}"
 allow_roles = ["*"]
+modify_seats = 5
 "#,
             crm = crm_app(&upstream.url, "2s")
         ),
         env: vec![],
     });
-    server.create_user(
-        "mod@example.com",
-        GOOD_PASSWORD,
-        &["modify@crm", "modify@dead"],
-    );
-    server.create_user("lim@example.com", GOOD_PASSWORD, &["limited@crm"]);
-    let mut modify = server.browser();
-    assert_eq!(
-        modify.login("mod@example.com", GOOD_PASSWORD).await.status,
-        303
-    );
-    let mut limited = server.browser();
-    assert_eq!(
-        limited.login("lim@example.com", GOOD_PASSWORD).await.status,
-        303
-    );
+    let mut modify = signed_in(&server, "mod@example.com", &["modify@crm", "modify@dead"]).await;
+    let mut limited = signed_in(&server, "lim@example.com", &["limited@crm"]).await;
     let mut nobody = server.browser();
     let refused = nobody.login("mod@example.com", "Wrong-password-1").await;
     assert_ne!(refused.status, 303, "{}", refused.body);
@@ -178,6 +165,13 @@ allow_roles = ["*"]
     // denied requests are audited at most once a minute per user, app and reason.
     assert_eq!(audited("proxy.denied", "denied"), 1.0, "{text}");
     assert!(s["gatehouse_sessions_cached"] >= 2.0, "{text}");
+    // The modify user took a seat of `dead` on the way to its 502.
+    assert_eq!(s["gatehouse_seats_in_use{app=\"dead\"}"], 1.0, "{text}");
+    assert_eq!(s["gatehouse_seats_licensed{app=\"dead\"}"], 5.0, "{text}");
+    assert!(
+        !s.contains_key("gatehouse_seats_in_use{app=\"crm\"}"),
+        "{text}"
+    );
     assert!(
         text.contains(&format!(
             "gatehouse_build_info{{version=\"{}\"}} 1",
@@ -186,11 +180,7 @@ allow_roles = ["*"]
         "{text}"
     );
     // Nothing about anyone: no address, no session cookie.
-    let cookie = modify.cookie_header();
-    let token = cookie
-        .split("; ")
-        .find_map(|c| c.strip_prefix("gatehouse_session="))
-        .expect("session cookie");
+    let token = &modify.cookies["gatehouse_session"];
     for secret in ["mod@example.com", "lim@example.com", token] {
         assert!(!text.contains(secret), "{secret} in {text}");
     }

@@ -39,14 +39,6 @@ headers = "oauth2-proxy"
     })
 }
 
-async fn signed_in(server: &Server, email: &str, roles: &[&str]) -> Browser {
-    server.create_user(email, GOOD_PASSWORD, roles);
-    let mut b = server.browser();
-    let r = b.login(email, GOOD_PASSWORD).await;
-    assert_eq!(r.status, 303, "sign-in of {email}: {}", r.body);
-    b
-}
-
 /// Every identity header name of every preset, in odd spellings, some twice.
 const SPOOFED: &[(&str, &str)] = &[
     ("X-Gatehouse-User", "attacker"),
