@@ -85,16 +85,22 @@ impl Core {
         }
         let keys = Keys::new(&key);
         let signer = crate::crypto::signing::Signer::load_or_create(&store, &keys).await?;
+        let csrf = Csrf::new(config.public_is_https(), config.session_cookie_name());
+        let gateway_cookies = vec![
+            config.session_cookie_name().to_string(),
+            csrf.cookie_name.clone(),
+            crate::proxy::handoff::STATE_COOKIE.to_string(),
+        ];
         Ok(Arc::new(Core {
             keys,
             signer,
-            proxy: crate::proxy::Proxy::new(&config),
+            proxy: crate::proxy::Proxy::new(&config, gateway_cookies),
             metrics: crate::metrics::Metrics::new(config.apps.len(), config.server.workers),
             passwords: Passwords::new(&config.password_hashing)?,
             lockout: Lockout::new(config.lockout.clone()),
             sessions: Arc::new(Sessions::new(config.session.clone())),
             templates: Templates::new(),
-            csrf: Csrf::new(config.public_is_https()),
+            csrf,
             store,
             config,
         }))
@@ -180,6 +186,10 @@ pub fn router(core: AppState) -> Router {
             get(crate::proxy::handoff::get_app_login),
         )
         .route(
+            "/.gatehouse/handoff",
+            get(crate::proxy::handoff::get_handoff),
+        )
+        .route(
             "/.gatehouse/logout",
             get(crate::proxy::handoff::get_logout).post(crate::proxy::handoff::post_logout),
         )
@@ -214,25 +224,26 @@ impl Gateway {
         }
     }
 
-    /// The proxy's fast path for an HTTP/1.1 request (see `web::h1`, `proxy::relay`).
+    /// The proxy's fast path for an HTTP/1.1 request (see `web::h1`, `proxy::relay`); its
+    /// target is canonical already (`web::h1::parse`). An ambiguous one is bridged to the
+    /// router, which refuses it.
     pub async fn fast(
         &self,
         c: &mut crate::web::h1::Conn,
         head: &crate::web::h1::Head,
     ) -> crate::proxy::relay::Fast {
-        match self.core.proxy.routes.lookup(head.host(), head.path()) {
-            Some(idx) => crate::proxy::relay::relay(&self.core, idx, c, head).await,
-            None => crate::proxy::relay::Fast::Bridge,
+        match self.core.proxy.routes.route(head.host(), head.path()) {
+            Ok(Some(idx)) => crate::proxy::relay::relay(&self.core, idx, c, head).await,
+            _ => crate::proxy::relay::Fast::Bridge,
         }
     }
 
     /// Whether a request is for an app (else for the gateway's own pages and APIs).
     pub fn is_app_request(&self, head: &crate::web::h1::Head) -> bool {
-        self.core
-            .proxy
-            .routes
-            .lookup(head.host(), head.path())
-            .is_some()
+        !matches!(
+            self.core.proxy.routes.route(head.host(), head.path()),
+            Ok(None)
+        )
     }
 
     /// Keeps a fast-path upstream connection for reuse.
@@ -247,14 +258,32 @@ impl Gateway {
         mut req: hyper::Request<axum::body::Body>,
     ) -> impl Future<Output = hyper::Response<axum::body::Body>> + Send + use<> {
         let core = self.core.clone();
-        let target = match core.proxy.route(&req) {
-            Some(idx) => Ok(idx),
-            None => Err(self.router.clone()),
+        enum To {
+            App(usize),
+            Router(Router),
+            Refused(hyper::Response<axum::body::Body>),
+        }
+        let to = match crate::web::request::admit(&mut req) {
+            Err(refusal) => {
+                To::Refused(refusal.response(crate::proxy::accepts_html(req.headers())))
+            }
+            Ok(()) => match core.proxy.route(&req) {
+                Ok(Some(idx)) => To::App(idx),
+                Ok(None) => To::Router(self.router.clone()),
+                Err(crate::proxy::routes::Ambiguous) => {
+                    To::Refused(crate::proxy::forward::gateway_error(
+                        StatusCode::BAD_REQUEST,
+                        crate::proxy::accepts_html(req.headers()),
+                        "The request path reads differently to different servers (case, ;parameters or trailing dots); send it as the application spells it.",
+                    ))
+                }
+            },
         };
         async move {
-            match target {
-                Ok(idx) => crate::proxy::handle(core, idx, peer, req).await,
-                Err(router) => {
+            match to {
+                To::App(idx) => crate::proxy::handle(core, idx, peer, req).await,
+                To::Refused(r) => r,
+                To::Router(router) => {
                     req.extensions_mut()
                         .insert(axum::extract::ConnectInfo(peer));
                     match tower::ServiceExt::oneshot(router, req).await {

@@ -43,8 +43,11 @@ pub async fn get_login(
     Query(q): Query<RdQuery>,
 ) -> Result<Response, AppError> {
     // Already signed in: straight on (through a handoff when the target is another app host).
-    if let Some((session, _)) = session_at(&core, &headers, &[Stage::Active]).await? {
-        let to = crate::proxy::handoff::final_location(&core, &session, &q.rd).await?;
+    if session_at(&core, &headers, &[Stage::Active])
+        .await?
+        .is_some()
+    {
+        let to = crate::proxy::handoff::final_location(&core, &q.rd);
         return Ok(super::see_other(&to, None));
     }
     Ok(page(

@@ -45,22 +45,47 @@ pub fn routes() -> Router<AppState> {
         .route("/setup", get(setup::get_setup).post(setup::post_setup))
 }
 
-/// Where to go after sign-in: a path on this gateway, or a URL on its public origin.
-/// Anything else (another host, `//evil`, `/\evil`, a scheme) falls back to `/`: no open redirect.
+/// A return path as every entry point takes it (`rd` of sign-in, of an app host's sign-in
+/// and of the handoff callback): a path on the same origin, else `None`. Refused: anything not
+/// starting with one `/` (`//evil`, a scheme), a backslash (`/\evil` is `//evil` to a
+/// browser), and control characters or whitespace anywhere — browsers delete tabs and line
+/// breaks from URLs, so `/\t/evil` would become `//evil`, and a CR or LF cannot be sent in a
+/// `Location` at all. What passes is resolved against a placeholder origin as a browser would
+/// resolve it, and must stay there.
+pub fn local_path(rd: &str) -> Option<String> {
+    if !rd.starts_with('/')
+        || rd.starts_with("//")
+        || rd
+            .chars()
+            .any(|c| c == '\\' || c.is_control() || c.is_whitespace())
+    {
+        return None;
+    }
+    let base = url::Url::parse("http://origin.invalid/").expect("valid URL");
+    let u = base.join(rd).ok()?;
+    if u.origin() != base.origin() || !u.username().is_empty() {
+        return None;
+    }
+    Some(rd.to_string())
+}
+
+/// Where to go after sign-in: a path on this gateway (see `local_path`), or a URL on its
+/// public origin or on a configured app host. Anything else falls back to `/`: no open
+/// redirect.
 pub fn safe_return(core: &Core, rd: &str) -> String {
     let rd = rd.trim();
-    if rd.starts_with('/')
-        && !rd.starts_with("//")
-        && !rd.starts_with("/\\")
-        && !rd.chars().any(|c| c.is_control() || c == '\\')
-    {
-        return rd.to_string();
+    if let Some(p) = local_path(rd) {
+        return p;
     }
-    if let Ok(u) = url::Url::parse(rd)
+    if !rd
+        .chars()
+        .any(|c| c.is_control() || c.is_whitespace() || c == '\\')
+        && let Ok(u) = url::Url::parse(rd)
+        && (u.scheme() == "http" || u.scheme() == "https")
+        && u.username().is_empty()
+        && u.password().is_none()
         && (u.origin() == core.config.server.public_url.origin()
-            || ((u.scheme() == "http" || u.scheme() == "https")
-                && u.username().is_empty()
-                && core.proxy.routes.is_app_host(&crate::config::host_of(&u))))
+            || core.proxy.routes.is_app_host(&crate::config::host_of(&u)))
     {
         return u.to_string();
     }
@@ -141,7 +166,7 @@ pub async fn advance_location(
         end_session(core, old, "rotated").await?;
     }
     let ip = client.ip.to_string();
-    let (token, session) = core
+    let (token, _) = core
         .sessions
         .create(
             &core.store,
@@ -171,7 +196,7 @@ pub async fn advance_location(
         .await;
     }
     let location = if stage == Stage::Active {
-        crate::proxy::handoff::final_location(core, &session, rd).await?
+        crate::proxy::handoff::final_location(core, rd)
     } else {
         stage_location(core, stage, rd)
     };
@@ -191,13 +216,32 @@ pub async fn end_session(core: &Core, s: &Session, reason: &str) -> Result<(), A
     Ok(())
 }
 
-/// The session behind the request's cookie, if live.
+/// The session behind the request's cookie, if live and valid on the host the request was
+/// sent to (`Host`, which `web::request::admit` sets on every transport).
 pub async fn current_session(
     core: &Core,
     headers: &HeaderMap,
 ) -> Result<Option<Arc<Session>>, AppError> {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
+    current_session_on(core, headers, host).await
+}
+
+/// The session behind the request's cookie, if live and valid on `host` (see
+/// `Session::fits`).
+pub async fn current_session_on(
+    core: &Core,
+    headers: &HeaderMap,
+    host: &str,
+) -> Result<Option<Arc<Session>>, AppError> {
     match cookies::get(headers, core.config.session_cookie_name()) {
-        Some(token) => Ok(core.sessions.lookup(&core.store, token).await?),
+        Some(token) => Ok(core
+            .sessions
+            .lookup(&core.store, token)
+            .await?
+            .filter(|s| s.fits(host))),
         None => Ok(None),
     }
 }

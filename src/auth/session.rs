@@ -64,6 +64,8 @@ pub struct Session {
     /// Authentication methods (`amr`: `pwd`, `otp`, `sso:<provider>`), comma-joined.
     amr: Box<str>,
     pub expires_at: i64,
+    /// Made on an app host by a handoff: valid on that host only (see `fits`).
+    host: Option<Box<str>>,
     last_seen: Stamp,
     last_written: Stamp,
     /// What the proxy derived for this session, per app (identity headers, assertion, seat).
@@ -78,6 +80,15 @@ impl Session {
     /// The hex SHA-256 of the cookie value, as the database keeps it.
     pub fn token_hash(&self) -> String {
         crypto::hex(&self.digest)
+    }
+
+    /// Whether this session counts on a request for `host`: a session made on an app host by
+    /// a handoff counts there only (its cookie is host-only; presented anywhere else it was
+    /// carried there by hand), the gateway's own everywhere its cookie may reach.
+    pub fn fits(&self, host: &str) -> bool {
+        self.host
+            .as_deref()
+            .is_none_or(|h| h.eq_ignore_ascii_case(host))
     }
 
     /// The authentication methods, in the order they were used.
@@ -99,6 +110,7 @@ impl Session {
             id: Uuid::parse_str(&row.id).ok()?,
             user_id: Uuid::parse_str(&row.user_id).ok()?,
             expires_at: row.expires_at,
+            host: row.host.map(String::into_boxed_str),
             last_seen: Stamp::new(row.last_seen_at),
             last_written: Stamp::new(row.last_seen_at),
             apps: Default::default(),
@@ -118,8 +130,9 @@ pub struct NewSession<'a> {
     pub amr: &'a [String],
     pub ip: &'a str,
     pub user_agent: &'a str,
-    /// A session on an app host, handed off from this (id, absolute expiry) session.
-    pub parent: Option<(&'a str, i64)>,
+    /// A session on an app host, handed off from this (id, absolute expiry) session, and
+    /// that host.
+    pub parent: Option<(&'a str, i64, &'a str)>,
 }
 
 pub struct Sessions {
@@ -166,11 +179,12 @@ impl Sessions {
             created_at: now,
             last_seen_at: now,
             expires_at: match s.parent {
-                Some((_, parent_expiry)) => parent_expiry.min(now + ttl),
+                Some((_, parent_expiry, _)) => parent_expiry.min(now + ttl),
                 None => now + ttl,
             },
             revoked_at: None,
-            parent_id: s.parent.map(|(id, _)| id.to_string()),
+            parent_id: s.parent.map(|(id, _, _)| id.to_string()),
+            host: s.parent.map(|(_, _, host)| host.to_ascii_lowercase()),
         };
         store.insert_session(&row).await?;
         let session = Arc::new(Session::from_row(row).expect("stage is valid"));
@@ -368,6 +382,7 @@ mod tests {
             expires_at: i64::MAX,
             revoked_at: None,
             parent_id: None,
+            host: None,
         }
     }
 

@@ -621,3 +621,15 @@ impl Section<'_> {
         self.raw(k).is_some()
     }
 }
+
+/// The apps of a config made of `apps` (TOML `[[app]]` tables) and nothing else of note.
+#[cfg(test)]
+pub fn test_apps(apps: &str) -> Vec<app::AppConfig> {
+    let text = format!(
+        "[secrets]\nmaster_key = \"dGVzdC1tYXN0ZXIta2V5LW5vdC1mb3ItcHJvZHVjdGlvbiE=\"\n\n{apps}"
+    );
+    match Config::from_toml(&text, Path::new("test.toml"), std::iter::empty()) {
+        Ok(c) => c.apps,
+        Err(e) => panic!("{e}"),
+    }
+}

@@ -103,46 +103,6 @@ pub fn glob_match(pattern: &str, path: &str) -> bool {
     true
 }
 
-/// Percent-decodes, drops `;` path parameters (`/admin;x=1/` and `/..;/` are `/admin/` and
-/// `/../` to Java servers), collapses repeated slashes and resolves `.`/`..` segments.
-pub fn normalize_path(path: &str) -> String {
-    let bytes = path.as_bytes();
-    let mut decoded = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%'
-            && i + 2 < bytes.len()
-            && let Ok(b) = u8::from_str_radix(
-                std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"),
-                16,
-            )
-        {
-            decoded.push(b);
-            i += 3;
-            continue;
-        }
-        decoded.push(bytes[i]);
-        i += 1;
-    }
-    let text = String::from_utf8_lossy(&decoded).replace('\\', "/");
-    let mut out: Vec<&str> = Vec::new();
-    for seg in text.split('/') {
-        let seg = seg.split(';').next().unwrap_or("");
-        match seg {
-            "" | "." => {}
-            ".." => {
-                out.pop();
-            }
-            s => out.push(s),
-        }
-    }
-    let mut p = format!("/{}", out.join("/"));
-    if text.ends_with('/') && p.len() > 1 {
-        p.push('/');
-    }
-    p
-}
-
 impl AppAccess {
     async fn build(core: &Core, idx: usize, user_id: &str) -> Result<Option<AppAccess>, AppError> {
         let app = &core.config.apps[idx];
@@ -395,14 +355,13 @@ pub async fn judge(
     if !access.admitted {
         return Ok(Verdict::Deny("no_role"));
     }
-    // Rules are checked against the path as sent and as an upstream may read it (decoded,
-    // dot segments resolved, slashes collapsed): `/%61dmin/`, `//admin` or `/x/../admin` must
-    // not slip past a rule for `/admin/*`.
-    // (No rules, nothing to check: skip the normalisation.)
-    // Case too: an upstream on a case-insensitive file system serves `/ADMIN/` as `/admin/`.
-    let normalized = (!app.rules.is_empty()).then(|| normalize_path(path).to_lowercase());
-    for p in std::iter::once(path).chain(normalized.as_deref()) {
-        let folded = p.len() != path.len() || p.as_ptr() != path.as_ptr();
+    // `path` is canonical (`proxy::target`); a rule also applies when the path's loose
+    // reading matches it (`/ADMIN/`, `/admin;x=1/` or `/admin./` must not slip past a rule
+    // for `/admin/*` on an upstream that reads them as `/admin/`). No rules, nothing to read.
+    let loose = (!app.rules.is_empty()).then(|| super::target::loose(path));
+    let readings = [Some(path), loose.as_deref().filter(|l| *l != path)];
+    for (p, folded) in readings.iter().zip([false, true]) {
+        let Some(p) = *p else { continue };
         if let Some(rule) = app
             .rules
             .iter()
@@ -542,18 +501,5 @@ mod tests {
         assert!(glob_match("/exact", "/exact"));
         assert!(!glob_match("/exact", "/exact/more"));
         assert!(glob_match("/admin/*", "/admin"));
-    }
-
-    #[test]
-    fn paths_are_normalised_for_rules() {
-        use super::normalize_path;
-        assert_eq!(normalize_path("/%61dmin/x"), "/admin/x");
-        assert_eq!(normalize_path("//admin//x"), "/admin/x");
-        assert_eq!(normalize_path("/public/../admin/"), "/admin/");
-        assert_eq!(normalize_path("/a%2Fb"), "/a/b");
-        assert_eq!(normalize_path("/%zz"), "/%zz");
-        assert_eq!(normalize_path("/admin;x=1/users"), "/admin/users");
-        assert_eq!(normalize_path("/orders/..;/admin/"), "/admin/");
-        assert_eq!(normalize_path("/admin%3Bjsessionid=1/x"), "/admin/x");
     }
 }

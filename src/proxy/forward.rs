@@ -2,7 +2,7 @@
 //! headers dropped, `X-Forwarded-*`/`Forwarded` set for this hop, upgrades (WebSocket) spliced
 //! through, and a clear 502/504 instead of a hang.
 
-use super::headers::strip_hop_by_hop;
+use super::headers::{drop_gateway_set_cookies, strip_hop_by_hop};
 use crate::config::app::{AppConfig, Upstream};
 use crate::metrics::Outcome;
 use axum::body::Body;
@@ -352,25 +352,43 @@ pub fn upstream_unreachable(
     ))
 }
 
+/// A client's upgrade (WebSocket): the protocol it asked for and its side of the connection,
+/// taken note of before the hop-by-hop headers that announce it are removed.
+pub struct Upgrade {
+    protocol: HeaderValue,
+    client: hyper::upgrade::OnUpgrade,
+}
+
+pub fn take_upgrade(req: &mut Request<Body>) -> Option<Upgrade> {
+    if !is_upgrade(req.headers()) {
+        return None;
+    }
+    let protocol = req.headers().get(header::UPGRADE)?.clone();
+    Some(Upgrade {
+        protocol,
+        client: hyper::upgrade::on(req),
+    })
+}
+
 /// Sends the (already cleaned and identity-stamped) request to app `idx`'s upstream.
+#[allow(clippy::too_many_arguments)]
 pub async fn forward(
     upstreams: &Upstreams,
     idx: usize,
     app: &AppConfig,
     mut req: Request<Body>,
+    upgrade: Option<Upgrade>,
     hop: &Hop<'_>,
+    gateway_cookies: &[String],
     wants_html: bool,
 ) -> Response<Body> {
-    let upgrade = is_upgrade(req.headers());
-    let upgrade_proto = req.headers().get(header::UPGRADE).cloned();
-    let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
     let headers = req.headers_mut();
-    strip_hop_by_hop(headers);
     set_forwarded(headers, hop);
-    if let (true, Some(p)) = (upgrade, upgrade_proto) {
+    let client_upgrade = upgrade.map(|u| {
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-        headers.insert(header::UPGRADE, p);
-    }
+        headers.insert(header::UPGRADE, u.protocol);
+        u.client
+    });
 
     match &app.upstream {
         Upstream::Url(_) => {}
@@ -427,9 +445,12 @@ pub async fn forward(
                 }
             });
         }
+        drop_gateway_set_cookies(resp.headers_mut(), gateway_cookies);
         return resp.map(Body::new);
     }
     strip_hop_by_hop(resp.headers_mut());
+    // An upstream never sets the gateway's own cookies in the browser.
+    drop_gateway_set_cookies(resp.headers_mut(), gateway_cookies);
     resp.map(Body::new)
 }
 

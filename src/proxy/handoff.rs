@@ -1,22 +1,38 @@
 //! Signing a browser in on an app's own host. When an app lives on another host than the
-//! public URL and no shared cookie domain is configured, the gateway's cookie cannot reach it:
-//! after sign-in the browser is sent to `/.gatehouse/callback` on the app host with a
-//! single-use, host-bound, 60-second code, which that host exchanges for its own session
-//! (a child of the signed-in one: it ends with it).
+//! public URL and no shared cookie domain covers it, the gateway's cookie cannot reach it, so
+//! that host gets a session of its own (a child of the gateway's: it ends with it), bound to
+//! that host (`Session::fits`), through a handoff bound to the browser that asked for it:
+//!
+//! 1. `/.gatehouse/login?rd=/path` on the app host sets a random state cookie there
+//!    (`gatehouse_handoff`, host-only) and sends the browser to the gateway's
+//!    `/.gatehouse/handoff?host=…&state=…&rd=/path`;
+//! 2. there, once signed in (else via `/login` and back), the gateway issues a single-use,
+//!    60-second code bound to the session, the app host and the state, and sends the browser to
+//!    `/.gatehouse/callback?code=…&rd=/path` on the app host;
+//! 3. the callback spends the code only together with the state cookie it was issued for.
+//!
+//! So a callback link taken from one browser signs no other browser in (login CSRF: an
+//! attacker's own code, opened by a victim, would otherwise put the victim in the attacker's
+//! account), and a browser already signed in on the app host as someone else is never switched
+//! to another person silently.
 
 use crate::app::{AppState, Core};
-use crate::auth::session::{NewSession, Session, Stage};
+use crate::audit::{self, Actor};
+use crate::auth::session::{NewSession, Stage};
 use crate::config::host_of;
 use crate::crypto;
 use crate::error::AppError;
 use crate::store;
 use crate::web::ClientInfo;
 use axum::extract::{Query, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use serde::Deserialize;
 
 const HANDOFF_TTL: i64 = 60;
+/// The state cookie on an app host, alive while a sign-in is under way.
+pub const STATE_COOKIE: &str = "gatehouse_handoff";
+const STATE_TTL: i64 = 600;
 
 fn cookie_domain_covers(core: &Core, host: &str) -> bool {
     let Some(domain) = &core.config.session.cookie_domain else {
@@ -27,34 +43,169 @@ fn cookie_domain_covers(core: &Core, host: &str) -> bool {
     h == d || h.ends_with(&format!(".{d}"))
 }
 
+/// A host the gateway's own cookie does not reach: sign-in there goes through a handoff.
+fn needs_handoff(core: &Core, host: &str) -> bool {
+    host != core.config.public_host() && !cookie_domain_covers(core, host)
+}
+
+fn encode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
 /// Where a fully signed-in session goes next: `rd` itself, or, for an app host the session
-/// cookie does not reach, that host's callback with a fresh handoff code.
-pub async fn final_location(core: &Core, session: &Session, rd: &str) -> Result<String, AppError> {
+/// cookie does not reach, that host's sign-in start (which binds the handoff to the browser).
+pub fn final_location(core: &Core, rd: &str) -> String {
     let target = crate::auth::safe_return(core, rd);
     let Ok(url) = url::Url::parse(&target) else {
-        return Ok(target);
+        return target;
     };
     let host = host_of(&url);
-    if host == core.config.public_host() || cookie_domain_covers(core, &host) {
-        return Ok(target);
+    if !needs_handoff(core, &host) {
+        return target;
     }
+    let back = match url.query() {
+        Some(q) => format!("{}?{q}", url.path()),
+        None => url.path().to_string(),
+    };
+    format!(
+        "{}://{host}/.gatehouse/login?rd={}",
+        url.scheme(),
+        encode(&back)
+    )
+}
+
+#[derive(Deserialize)]
+pub struct LoginQuery {
+    #[serde(default)]
+    rd: String,
+}
+
+/// A state value as the gateway makes them (43 URL-safe base64 characters).
+fn well_formed(state: &str) -> bool {
+    state.len() == 43
+        && state
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+fn state_cookie(core: &Core, value: &str, max_age: i64) -> String {
+    let mut c = format!(
+        "{STATE_COOKIE}={value}; Path=/.gatehouse/; HttpOnly; SameSite=Lax; Max-Age={max_age}"
+    );
+    if core.config.public_is_https() {
+        c.push_str("; Secure");
+    }
+    c
+}
+
+/// `/.gatehouse/login` on an app host: sign in at the gateway, then come back here.
+pub async fn get_app_login(
+    State(core): State<AppState>,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
+    Query(q): Query<LoginQuery>,
+) -> Response {
+    let host = super::request_host(&uri, &headers);
+    let path = crate::auth::local_path(&q.rd).unwrap_or_else(|| "/".into());
+    let scheme = core.config.server.public_url.scheme();
+    if !needs_handoff(&core, &host) || !core.proxy.routes.is_app_host(&host) {
+        let back = format!("{scheme}://{host}{path}");
+        return crate::auth::see_other(&super::login_url(&core, &back), None);
+    }
+    // One state per browser and app host while sign-ins are under way (several tabs share it).
+    let state = crate::web::cookies::get(&headers, STATE_COOKIE)
+        .filter(|s| well_formed(s))
+        .map(str::to_string)
+        .unwrap_or_else(crypto::random_token);
+    let next = core.public_url(&format!(
+        "/.gatehouse/handoff?host={}&state={state}&rd={}",
+        encode(&host),
+        encode(&path)
+    ));
+    crate::auth::see_other(&next, Some(state_cookie(&core, &state, STATE_TTL)))
+}
+
+#[derive(Deserialize)]
+pub struct HandoffQuery {
+    #[serde(default)]
+    host: String,
+    #[serde(default)]
+    state: String,
+    #[serde(default)]
+    rd: String,
+}
+
+fn message(
+    core: &Core,
+    headers: &HeaderMap,
+    status: StatusCode,
+    title: &str,
+    text: &str,
+) -> Response {
+    crate::auth::page(
+        core,
+        headers,
+        status,
+        "message.html",
+        minijinja::context! { title => title, message => text },
+    )
+}
+
+/// `/.gatehouse/handoff` on the gateway's public host: a code for the app host that asked
+/// (step 2), once the browser is signed in here.
+pub async fn get_handoff(
+    State(core): State<AppState>,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
+    Query(q): Query<HandoffQuery>,
+) -> Result<Response, AppError> {
+    if super::request_host(&uri, &headers) != core.config.public_host() {
+        return Err(AppError::NotFound);
+    }
+    let host = q.host.to_ascii_lowercase();
+    if !well_formed(&q.state)
+        || !core.proxy.routes.is_app_host(&host)
+        || !needs_handoff(&core, &host)
+    {
+        return Ok(message(
+            &core,
+            &headers,
+            StatusCode::BAD_REQUEST,
+            "Sign-in link not valid",
+            "This sign-in link is not valid. Open the application again to sign in.",
+        ));
+    }
+    let rd = crate::auth::local_path(&q.rd).unwrap_or_else(|| "/".into());
+    let public = core.config.public_host();
+    let Some(session) = super::active_session(&core, &headers, &public).await? else {
+        let here = core.public_url(&format!(
+            "/.gatehouse/handoff?host={}&state={}&rd={}",
+            encode(&host),
+            q.state,
+            encode(&rd)
+        ));
+        return Ok(crate::auth::see_other(
+            &super::login_url(&core, &here),
+            None,
+        ));
+    };
     let code = crypto::random_token();
     core.store
         .insert_handoff(
             &crypto::sha256_hex(code.as_bytes()),
             &session.id.to_string(),
             &host,
+            &crypto::sha256_hex(q.state.as_bytes()),
             store::now() + HANDOFF_TTL,
         )
         .await?;
-    let back = match url.query() {
-        Some(q) => format!("{}?{q}", url.path()),
-        None => url.path().to_string(),
-    };
-    Ok(format!(
-        "{}://{host}/.gatehouse/callback?code={code}&rd={}",
-        url.scheme(),
-        url::form_urlencoded::byte_serialize(back.as_bytes()).collect::<String>()
+    Ok(crate::auth::see_other(
+        &format!(
+            "{}://{host}/.gatehouse/callback?code={code}&rd={}",
+            core.config.server.public_url.scheme(),
+            encode(&rd)
+        ),
+        None,
     ))
 }
 
@@ -67,19 +218,16 @@ pub struct CallbackQuery {
 }
 
 fn expired(core: &Core, headers: &HeaderMap) -> Response {
-    crate::auth::page(
+    message(
         core,
         headers,
-        axum::http::StatusCode::BAD_REQUEST,
-        "message.html",
-        minijinja::context! {
-            title => "Sign-in link expired",
-            message => "This sign-in link was already used, has expired, or belongs to another site. Open the application again to sign in.",
-        },
+        StatusCode::BAD_REQUEST,
+        "Sign-in link expired",
+        "This sign-in link was already used, has expired, or belongs to another site or browser. Open the application again to sign in.",
     )
 }
 
-/// `/.gatehouse/callback` on an app host.
+/// `/.gatehouse/callback` on an app host (step 3).
 pub async fn get_callback(
     State(core): State<AppState>,
     client: ClientInfo,
@@ -92,7 +240,8 @@ pub async fn get_callback(
     if q.code.len() != 43 {
         return Ok(expired(&core, &headers));
     }
-    let Some((session_id, bound_host)) = core
+    // Spent whatever follows: a code shown to the wrong browser is gone.
+    let Some((session_id, bound_host, state_hash)) = core
         .store
         .take_handoff(&crypto::sha256_hex(q.code.as_bytes()), now)
         .await?
@@ -103,23 +252,66 @@ pub async fn get_callback(
         tracing::warn!(%host, "handoff code presented on another host than it was issued for");
         return Ok(expired(&core, &headers));
     }
+    let state = crate::web::cookies::get(&headers, STATE_COOKIE).filter(|s| well_formed(s));
+    let ours = state.is_some_and(|s| {
+        crypto::ct_eq(
+            crypto::sha256_hex(s.as_bytes()).as_bytes(),
+            state_hash.as_bytes(),
+        )
+    });
+    if !ours {
+        tracing::warn!(%host, "handoff code presented by another browser than the one that asked for it");
+        return Ok(expired(&core, &headers));
+    }
     let parent = match core.store.session_by_id(&session_id).await? {
         Some(p)
             if p.revoked_at.is_none()
                 && p.expires_at > now
-                && p.stage == Stage::Active.as_str() =>
+                && p.stage == Stage::Active.as_str()
+                && p.host.is_none() =>
         {
             p
         }
         _ => return Ok(expired(&core, &headers)),
     };
+    let ip = client.ip.to_string();
+    // Signed in here already: as the same person, the new session replaces the old one; as
+    // someone else, nothing changes until they sign out.
+    if let Some(existing) = crate::auth::current_session_on(&core, &headers, &host).await? {
+        if existing.user_id.to_string() != parent.user_id {
+            let user = core.store.user_by_id(&parent.user_id).await?;
+            let email = user.map(|u| u.email).unwrap_or_default();
+            audit::record(
+                &core.store,
+                audit::Event {
+                    action: "handoff.refused",
+                    outcome: "denied",
+                    actor: &Actor::user(&parent.user_id, &email),
+                    target: &host,
+                    target_user_id: Some(&parent.user_id),
+                    ip: &ip,
+                    details: serde_json::json!({ "reason": "another_user_signed_in" }),
+                },
+            )
+            .await;
+            return Ok(message(
+                &core,
+                &headers,
+                StatusCode::CONFLICT,
+                "Someone else is signed in here",
+                "Another person is signed in to this application in this browser. Sign out here first (/.gatehouse/logout), then sign in again.",
+            ));
+        }
+        if existing.id.to_string() != parent.id {
+            crate::auth::end_session(&core, &existing, "replaced").await?;
+        }
+    }
     let amr: Vec<String> = parent
         .amr
         .split(',')
         .filter(|s| !s.is_empty())
         .map(str::to_string)
         .collect();
-    let ip = client.ip.to_string();
     let (token, _) = core
         .sessions
         .create(
@@ -130,7 +322,7 @@ pub async fn get_callback(
                 amr: &amr,
                 ip: &ip,
                 user_agent: &client.user_agent,
-                parent: Some((&parent.id, parent.expires_at)),
+                parent: Some((&parent.id, parent.expires_at, &host)),
             },
         )
         .await?;
@@ -140,35 +332,12 @@ pub async fn get_callback(
         domain: None,
     };
     let cookie = crate::web::cookies::set(core.config.session_cookie_name(), &token, &spec);
-    let rd = if q.rd.starts_with('/') && !q.rd.starts_with("//") && !q.rd.contains('\\') {
-        q.rd
-    } else {
-        "/".into()
-    };
-    Ok(crate::auth::see_other(&rd, Some(cookie)))
-}
-
-#[derive(Deserialize)]
-pub struct LoginQuery {
-    #[serde(default)]
-    rd: String,
-}
-
-/// `/.gatehouse/login` on an app host: sign in at the gateway, then come back here.
-pub async fn get_app_login(
-    State(core): State<AppState>,
-    headers: HeaderMap,
-    uri: axum::http::Uri,
-    Query(q): Query<LoginQuery>,
-) -> Response {
-    let host = super::request_host(&uri, &headers);
-    let path = if q.rd.starts_with('/') && !q.rd.starts_with("//") {
-        q.rd
-    } else {
-        "/".into()
-    };
-    let back = format!("{}://{host}{path}", core.config.server.public_url.scheme());
-    crate::auth::see_other(&super::login_url(&core, &back), None)
+    let rd = crate::auth::local_path(&q.rd).unwrap_or_else(|| "/".into());
+    let mut r = crate::auth::see_other(&rd, Some(cookie));
+    if let Ok(v) = HeaderValue::from_str(&state_cookie(&core, "", 0)) {
+        r.headers_mut().append(header::SET_COOKIE, v);
+    }
+    Ok(r)
 }
 
 /// `GET /.gatehouse/logout` on any host: a sign-out button (a POST with a CSRF token, so that

@@ -37,7 +37,7 @@ pub fn content_length(value: &[u8]) -> Option<u64> {
     std::str::from_utf8(d).ok()?.parse().ok()
 }
 
-/// The header names the fast path treats specially, told apart in one pass (any case).
+/// The header names the proxy treats specially, told apart in one pass (any case).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Known {
     Connection,
@@ -49,35 +49,184 @@ pub enum Known {
     Date,
     Host,
     Cookie,
+    SetCookie,
     XForwardedFor,
     XForwardedProto,
     XForwardedHost,
     Forwarded,
+    /// Other headers by which a proxy in front tells an upstream the client's address or the
+    /// original URL (`X-Real-IP`, `X-Original-URL`, …): believed only from a trusted proxy.
+    ClientAddress,
+    /// One of the names above spelled with `_` for `-` (`Transfer_Encoding`,
+    /// `X_Forwarded_For`): CGI-style servers read both as the same variable, so the look-alike
+    /// never passes.
+    Lookalike,
     Other,
 }
 
 /// Which of the `Known` names `name` is: by its length first, so most names are settled by
 /// one comparison (the proxy classifies every request and response header).
 pub fn known(name: &[u8]) -> Known {
-    let is = |k: &str| name.eq_ignore_ascii_case(k.as_bytes());
+    match classify(name, |k| name.eq_ignore_ascii_case(k.as_bytes())) {
+        Known::Other if memchr::memchr(b'_', name).is_some() => {
+            let dashed = |k: &str| {
+                k.len() == name.len()
+                    && k.bytes().zip(name).all(|(k, n)| {
+                        let n = n.to_ascii_lowercase();
+                        k == n || (k == b'-' && n == b'_')
+                    })
+            };
+            match classify(name, dashed) {
+                Known::Other | Known::Date | Known::Cookie | Known::SetCookie => Known::Other,
+                _ => Known::Lookalike,
+            }
+        }
+        k => k,
+    }
+}
+
+fn classify(name: &[u8], is: impl Fn(&str) -> bool) -> Known {
     match name.len() {
         2 if is("te") => Known::HopByHop,
         4 if is("date") => Known::Date,
         4 if is("host") => Known::Host,
         6 if is("cookie") => Known::Cookie,
+        6 if is("x-host") => Known::ClientAddress,
         7 if is("trailer") || is("upgrade") => Known::HopByHop,
         9 if is("forwarded") => Known::Forwarded,
+        9 if is("x-real-ip") => Known::ClientAddress,
         10 if is("connection") => Known::Connection,
         10 if is("keep-alive") => Known::HopByHop,
+        10 if is("set-cookie") => Known::SetCookie,
+        11 if is("x-client-ip") => Known::ClientAddress,
+        13 if is("x-rewrite-url") => Known::ClientAddress,
         14 if is("content-length") => Known::ContentLength,
+        14 if is("true-client-ip") || is("x-original-url") || is("x-original-uri") => {
+            Known::ClientAddress
+        }
         15 if is("x-forwarded-for") => Known::XForwardedFor,
+        15 if is("x-forwarded-uri") || is("x-original-host") => Known::ClientAddress,
         16 if is("x-forwarded-host") => Known::XForwardedHost,
         16 if is("proxy-connection") => Known::HopByHop,
+        16 if is("x-forwarded-port") || is("cf-connecting-ip") => Known::ClientAddress,
         17 if is("transfer-encoding") => Known::TransferEncoding,
         17 if is("x-forwarded-proto") => Known::XForwardedProto,
         18 if is("proxy-authenticate") => Known::HopByHop,
+        18 if is("x-forwarded-prefix") || is("x-forwarded-server") => Known::ClientAddress,
         19 if is("proxy-authorization") => Known::HopByHop,
+        19 if is("x-cluster-client-ip") => Known::ClientAddress,
         _ => Known::Other,
+    }
+}
+
+/// What becomes of one client request header on its way to an upstream. Both proxy paths
+/// (the fast path on wire bytes, hyper on a `HeaderMap`) ask this, so they cannot disagree.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Fate {
+    /// Passed on as sent.
+    Keep,
+    /// Never passed on.
+    Drop,
+    /// Passed on without the gateway's cookies.
+    Cookie,
+    /// Written by the proxy itself (`Host`, `Content-Length`, `X-Forwarded-Host`).
+    Own,
+    /// A previous hop's `X-Forwarded-For` / `-Proto` / `Forwarded`: extended when the peer is
+    /// a trusted proxy, else replaced.
+    Previous,
+}
+
+/// The fate of request header `name` (classified as `kind`). `listed`: the client named it
+/// in `Connection`, which makes it hop-by-hop (RFC 9110 §7.6.1) — but never removes what the
+/// gateway writes itself, which is added after the client's headers are gone.
+pub fn request_fate(
+    kind: Known,
+    name: &[u8],
+    identity: &[HeaderName],
+    peer_trusted: bool,
+    listed: bool,
+) -> Fate {
+    match kind {
+        Known::Connection | Known::TransferEncoding | Known::HopByHop | Known::Lookalike => {
+            Fate::Drop
+        }
+        Known::Host | Known::ContentLength | Known::XForwardedHost => Fate::Own,
+        _ if listed => Fate::Drop,
+        Known::XForwardedFor | Known::XForwardedProto | Known::Forwarded => Fate::Previous,
+        Known::ClientAddress if peer_trusted => Fate::Keep,
+        Known::ClientAddress => Fate::Drop,
+        Known::Cookie => Fate::Cookie,
+        Known::Date | Known::SetCookie | Known::Other => {
+            if is_identity_name(identity, name) {
+                Fate::Drop
+            } else {
+                Fate::Keep
+            }
+        }
+    }
+}
+
+/// Removes from a request what `request_fate` drops (the hyper path; the fast path copies
+/// what it keeps instead). Runs after the upgrade, if any, was taken note of.
+pub fn clean_request(headers: &mut HeaderMap, identity: &[HeaderName], peer_trusted: bool) {
+    let listed: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .flat_map(|v| tokens(v.as_bytes()))
+        .filter_map(|t| HeaderName::from_bytes(t).ok())
+        .collect();
+    let drop: Vec<HeaderName> = headers
+        .keys()
+        .filter(|n| {
+            let b = n.as_str().as_bytes();
+            let fate = request_fate(known(b), b, identity, peer_trusted, listed.contains(n));
+            // hyper sends the body by the request's own Content-Length; Host and
+            // X-Forwarded-Host are overwritten before sending.
+            fate == Fate::Drop
+        })
+        .cloned()
+        .collect();
+    for n in drop {
+        headers.remove(n);
+    }
+}
+
+/// Whether a `Set-Cookie` value sets one of the gateway's cookies (`gateway`, compared
+/// without the `__Host-`/`__Secure-` prefixes a browser treats as part of the name): an
+/// upstream may never plant or overwrite the gateway's session or CSRF cookie.
+pub fn sets_gateway_cookie(set_cookie: &[u8], gateway: &[String]) -> bool {
+    fn base(n: &[u8]) -> &[u8] {
+        for p in [&b"__host-"[..], b"__secure-"] {
+            if n.len() >= p.len() && n[..p.len()].eq_ignore_ascii_case(p) {
+                return &n[p.len()..];
+            }
+        }
+        n
+    }
+    let pair = set_cookie.split(|b| *b == b';').next().unwrap_or(b"");
+    let (name, _) = crate::web::cookies::split_pair(pair);
+    let name = base(name);
+    gateway.iter().any(|g| base(g.as_bytes()) == name)
+}
+
+/// Removes the upstream's `Set-Cookie`s for the gateway's cookies (the hyper path).
+pub fn drop_gateway_set_cookies(headers: &mut HeaderMap, gateway: &[String]) {
+    if !headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .any(|v| sets_gateway_cookie(v.as_bytes(), gateway))
+    {
+        return;
+    }
+    let kept: Vec<HeaderValue> = headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter(|v| !sets_gateway_cookie(v.as_bytes(), gateway))
+        .cloned()
+        .collect();
+    headers.remove(header::SET_COOKIE);
+    for v in kept {
+        headers.append(header::SET_COOKIE, v);
     }
 }
 
@@ -130,7 +279,7 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
 /// gateway's own cookies).
 pub fn kept_cookie_pairs<'a>(
     value: &'a [u8],
-    drop: &'a [&str],
+    drop: &'a [String],
 ) -> impl Iterator<Item = &'a [u8]> + 'a {
     crate::web::cookies::pairs(value).filter(|pair| {
         let (name, _) = crate::web::cookies::split_pair(pair);
@@ -140,7 +289,7 @@ pub fn kept_cookie_pairs<'a>(
 
 /// Removes the gateway's own cookies from `Cookie` headers, keeping the app's cookies (in one
 /// header: HTTP/2 cookie crumbs are joined for the HTTP/1.1 upstream, RFC 9113 §8.2.3).
-pub fn strip_cookies(headers: &mut HeaderMap, names: &[&str]) {
+pub fn strip_cookies(headers: &mut HeaderMap, names: &[String]) {
     let mut kept: Vec<u8> = Vec::new();
     let mut any = false;
     for v in headers.get_all(header::COOKIE) {
@@ -191,16 +340,7 @@ mod tests {
                 "{name}"
             );
         }
-        for name in [
-            "",
-            "t",
-            "tex",
-            "upgrades",
-            "connection2",
-            "keep_alive",
-            "x-te",
-            "date",
-        ] {
+        for name in ["", "t", "tex", "upgrades", "connection2", "x-te", "date"] {
             assert!(!is_hop_by_hop(name.as_bytes()), "{name}");
         }
         let named = [
@@ -216,10 +356,119 @@ mod tests {
             ("Connection", Known::Connection),
             ("x-forwarded-fox", Known::Other),
             ("cookies", Known::Other),
+            ("Set-Cookie", Known::SetCookie),
+            ("X-Real-IP", Known::ClientAddress),
+            ("x-original-url", Known::ClientAddress),
+            ("Transfer_Encoding", Known::Lookalike),
+            ("X_Forwarded_For", Known::Lookalike),
+            ("x_forwarded-host", Known::Lookalike),
+            ("Content_Length", Known::Lookalike),
+            ("Keep_Alive", Known::Lookalike),
+            ("X_Real_IP", Known::Lookalike),
+            ("set_cookie", Known::Other),
+            ("x_app_id", Known::Other),
         ];
         for (name, kind) in named {
             assert_eq!(known(name.as_bytes()), kind, "{name}");
         }
+    }
+
+    /// What the client may and may not pass, on either proxy path: the gateway's own names are
+    /// written by the gateway whatever `Connection` lists; look-alikes never pass; address
+    /// headers only from a trusted proxy.
+    #[test]
+    fn request_headers_meet_one_fate_on_both_paths() {
+        let identity = [HeaderName::from_static("x-gatehouse-seat")];
+        let fate = |name: &str, trusted: bool, listed: bool| {
+            request_fate(
+                known(name.as_bytes()),
+                name.as_bytes(),
+                &identity,
+                trusted,
+                listed,
+            )
+        };
+        assert_eq!(fate("X-Gatehouse-Seat", true, false), Fate::Drop);
+        assert_eq!(fate("x_gatehouse_seat", true, false), Fate::Drop);
+        assert_eq!(fate("Accept", false, false), Fate::Keep);
+        assert_eq!(fate("X-Custom", false, true), Fate::Drop);
+        assert_eq!(fate("Cookie", false, false), Fate::Cookie);
+        assert_eq!(fate("Cookie", false, true), Fate::Drop);
+        for own in ["Host", "Content-Length", "X-Forwarded-Host"] {
+            assert_eq!(fate(own, false, true), Fate::Own, "{own}");
+        }
+        assert_eq!(fate("X-Forwarded-For", true, false), Fate::Previous);
+        assert_eq!(fate("Forwarded", false, true), Fate::Drop);
+        for name in [
+            "Transfer_Encoding",
+            "X_Forwarded_For",
+            "Content_Length",
+            "X_Real_IP",
+        ] {
+            assert_eq!(fate(name, true, false), Fate::Drop, "{name}");
+        }
+        for name in [
+            "X-Real-IP",
+            "True-Client-IP",
+            "X-Original-URL",
+            "X-Forwarded-Prefix",
+        ] {
+            assert_eq!(fate(name, false, false), Fate::Drop, "{name}");
+            assert_eq!(fate(name, true, false), Fate::Keep, "{name}");
+        }
+    }
+
+    #[test]
+    fn clean_request_leaves_what_the_gateway_writes_for_it_to_write() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("x-gatehouse-seat, x-custom, content-length"),
+        );
+        h.insert("x-gatehouse-seat", HeaderValue::from_static("modify"));
+        h.insert("x-custom", HeaderValue::from_static("1"));
+        h.insert("x_forwarded_for", HeaderValue::from_static("6.6.6.6"));
+        h.insert("x-real-ip", HeaderValue::from_static("6.6.6.6"));
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("3"));
+        h.insert("x-app", HeaderValue::from_static("stays"));
+        clean_request(
+            &mut h,
+            &[HeaderName::from_static("x-gatehouse-seat")],
+            false,
+        );
+        let mut left: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
+        left.sort();
+        assert_eq!(left, ["content-length", "x-app"]);
+    }
+
+    #[test]
+    fn upstreams_cannot_set_the_gateways_cookies() {
+        let gateway = [
+            "gatehouse_session".to_string(),
+            "__Host-gatehouse_csrf".to_string(),
+        ];
+        for v in [
+            "gatehouse_session=evil; Path=/",
+            " gatehouse_session = evil",
+            "__Secure-gatehouse_session=evil",
+            "__Host-gatehouse_csrf=x; Secure; Path=/",
+            "gatehouse_csrf=x",
+        ] {
+            assert!(sets_gateway_cookie(v.as_bytes(), &gateway), "{v}");
+        }
+        for v in ["app=1", "gatehouse_sessions=1", "x=gatehouse_session"] {
+            assert!(!sets_gateway_cookie(v.as_bytes(), &gateway), "{v}");
+        }
+        let mut h = HeaderMap::new();
+        h.append(header::SET_COOKIE, HeaderValue::from_static("app=1"));
+        h.append(
+            header::SET_COOKIE,
+            HeaderValue::from_static("gatehouse_session=x"),
+        );
+        h.append(header::SET_COOKIE, HeaderValue::from_static("theme=dark"));
+        drop_gateway_set_cookies(&mut h, &gateway);
+        let left: Vec<_> = h.get_all(header::SET_COOKIE).iter().collect();
+        assert_eq!(left, ["app=1", "theme=dark"]);
     }
 
     #[test]
@@ -239,14 +488,17 @@ mod tests {
             header::COOKIE,
             HeaderValue::from_static("gatehouse_csrf=x; theme=dark"),
         );
-        strip_cookies(&mut h, &["gatehouse_session", "gatehouse_csrf"]);
+        strip_cookies(
+            &mut h,
+            &["gatehouse_session".into(), "gatehouse_csrf".into()],
+        );
         assert_eq!(h.get(header::COOKIE).unwrap(), "app=1; theme=dark");
         let mut h = HeaderMap::new();
         h.append(
             header::COOKIE,
             HeaderValue::from_static("gatehouse_session=secret"),
         );
-        strip_cookies(&mut h, &["gatehouse_session"]);
+        strip_cookies(&mut h, &["gatehouse_session".into()]);
         assert!(h.get(header::COOKIE).is_none());
     }
 

@@ -8,6 +8,7 @@ pub mod handoff;
 pub mod headers;
 pub mod relay;
 pub mod routes;
+pub mod target;
 pub mod verify;
 pub mod whoami;
 
@@ -35,6 +36,9 @@ pub struct Proxy {
     pub names: Vec<IdentityNames>,
     /// Per app: every identity header name to remove from incoming requests.
     strip: Vec<Vec<HeaderName>>,
+    /// The gateway's own cookies (session, CSRF, handoff state): never passed to an upstream,
+    /// never set by one.
+    pub gateway_cookies: Vec<String>,
     /// Which sessions × apps hold a signed assertion in memory (bounded).
     pub kept_assertions: access::KeptAssertions,
     /// Denied requests are audited at most once a minute per user, app and reason.
@@ -85,7 +89,7 @@ impl IdentityNames {
 }
 
 impl Proxy {
-    pub fn new(config: &crate::config::Config) -> Proxy {
+    pub fn new(config: &crate::config::Config, gateway_cookies: Vec<String>) -> Proxy {
         let names: Vec<IdentityNames> = config
             .apps
             .iter()
@@ -111,6 +115,7 @@ impl Proxy {
             upstreams: Upstreams::new(&config.apps, config.server.workers),
             names,
             strip,
+            gateway_cookies,
             kept_assertions: access::KeptAssertions::new(KEPT_ASSERTIONS),
             denied_audited: moka::sync::Cache::builder()
                 .time_to_live(Duration::from_secs(60))
@@ -160,10 +165,14 @@ fn sent_host<'a>(uri: &'a axum::http::Uri, headers: &'a HeaderMap) -> &'a str {
 }
 
 impl Proxy {
-    /// The app a request is for, if any. Runs before the gateway's own routing.
-    pub fn route<B>(&self, req: &axum::http::Request<B>) -> Option<usize> {
+    /// The app a request is for, if any (its target already canonical, see
+    /// `web::request::admit`). Runs before the gateway's own routing.
+    pub fn route<B>(
+        &self,
+        req: &axum::http::Request<B>,
+    ) -> Result<Option<usize>, routes::Ambiguous> {
         self.routes
-            .lookup(sent_host(req.uri(), req.headers()), req.uri().path())
+            .route(sent_host(req.uri(), req.headers()), req.uri().path())
     }
 }
 
@@ -270,7 +279,8 @@ pub fn seats_full(frees_at: i64, licensed: u32, wants_html: bool) -> Response {
     Outcome::SeatsFull.mark(r)
 }
 
-/// Adds the identity headers (after removing any the client sent) and the assertion.
+/// Adds the identity headers and the assertion (any client copies are already gone, see
+/// `headers::clean_request`).
 pub fn stamp_identity(
     core: &Core,
     idx: usize,
@@ -278,15 +288,6 @@ pub fn stamp_identity(
     access: &Arc<AppAccess>,
     session: &crate::auth::session::Session,
 ) {
-    let strip = &core.proxy.strip[idx];
-    let present: Vec<HeaderName> = headers
-        .keys()
-        .filter(|k| headers::is_identity_name(strip, k.as_str().as_bytes()))
-        .cloned()
-        .collect();
-    for name in present {
-        headers.remove(name);
-    }
     for (n, v) in access.headers(&core.proxy.names[idx]) {
         headers.insert(n, v);
     }
@@ -329,7 +330,7 @@ async fn answer(
         trusted,
     );
     let wants_html = accepts_html(req.headers());
-    let session = match active_session(core, req.headers()).await {
+    let session = match active_session(core, req.headers(), host_str).await {
         Ok(s) => s,
         Err(e) => return Outcome::Error.mark(e.into_response()),
     };
@@ -351,15 +352,13 @@ async fn answer(
         }
         Ok(Some(Decision::Allow(access))) => access,
     };
+    // The client's headers are cleaned before the gateway's are added, so nothing the client
+    // sends (not even a `Connection` naming them) can remove the gateway's own.
+    let upgrade = forward::take_upgrade(&mut req);
     let headers = req.headers_mut();
+    headers::clean_request(headers, &core.proxy.strip[idx], peer_trusted);
     stamp_identity(core, idx, headers, &access, &session);
-    headers::strip_cookies(
-        headers,
-        &[
-            core.config.session_cookie_name(),
-            core.csrf.cookie_name.as_str(),
-        ],
-    );
+    headers::strip_cookies(headers, &core.proxy.gateway_cookies);
     let proto = core.config.server.public_url.scheme();
     let hop = Hop {
         client_ip: ip,
@@ -367,16 +366,29 @@ async fn answer(
         proto,
         host: &host,
     };
-    forward::forward(&core.proxy.upstreams, idx, app, req, &hop, wants_html).await
+    let gateway_cookies = &core.proxy.gateway_cookies;
+    forward::forward(
+        &core.proxy.upstreams,
+        idx,
+        app,
+        req,
+        upgrade,
+        &hop,
+        gateway_cookies,
+        wants_html,
+    )
+    .await
 }
 
-/// The fully signed-in session behind the request's cookie (a session still at a sign-in step
-/// does not pass the proxy).
+/// The fully signed-in session behind the request's cookie, for a request to `host` (a
+/// session still at a sign-in step does not pass the proxy; one made for another app host
+/// does not count here).
 pub async fn active_session(
     core: &Core,
     headers: &HeaderMap,
+    host: &str,
 ) -> Result<Option<Arc<crate::auth::session::Session>>, crate::error::AppError> {
-    Ok(crate::auth::current_session(core, headers)
+    Ok(crate::auth::current_session_on(core, headers, host)
         .await?
         .filter(|s| s.stage == crate::auth::session::Stage::Active))
 }

@@ -1,17 +1,23 @@
 //! The proxy's fast path: an allowed HTTP/1.1 request to a plain `http://` upstream, relayed
 //! by hand over a kept-alive upstream connection of this worker.
 //!
-//! Same rules as `forward` (which serves everything else through hyper): the client's identity
-//! headers (any case, any count, `_` for `-`), hop-by-hop headers and the gateway's cookies are
+//! Same rules as `forward` (which serves everything else through hyper), from the same
+//! `headers::request_fate`: the client's identity headers (any case, any count, `_` for `-`),
+//! hop-by-hop headers, look-alikes, untrusted address headers and the gateway's cookies are
 //! dropped; the identity headers, the cached assertion and `X-Forwarded-*`/`Forwarded` are
-//! added; bodies stream both ways (request bodies by `Content-Length` — chunked ones never get
+//! added after them (nothing the client lists in `Connection` removes them); an upstream's
+//! `Set-Cookie` for the gateway's cookies is dropped; the target sent is the canonical one the
+//! request was routed and judged by (`proxy::target`); bodies stream both ways (request bodies by `Content-Length` — chunked ones never get
 //! here —, responses by `Content-Length`, chunked framing followed byte by byte, or until the
 //! upstream closes); `502` when the upstream cannot be reached or breaks the protocol, `504`
 //! when it does not answer within the app's `timeout`.
 
 use super::access::{AppAccess, Verdict};
 use super::forward::{Hop, Target, upstream_timed_out, upstream_unreachable, write_forwarded};
-use super::headers::{Known, content_length, is_identity_name, kept_cookie_pairs, known, tokens};
+use super::headers::{
+    Fate, Known, content_length, kept_cookie_pairs, known, request_fate, sets_gateway_cookie,
+    tokens,
+};
 use crate::app::Core;
 use crate::auth::session::{Session, Stage};
 use crate::metrics::Outcome;
@@ -120,7 +126,8 @@ pub async fn relay(core: &Core, idx: usize, c: &mut Conn, head: &Head) -> Fast {
         None => {
             let epoch = core.sessions.epoch();
             let session = match core.sessions.lookup(&core.store, token).await {
-                Ok(Some(s)) if s.stage == Stage::Active => s,
+                // A session made for another app host does not count here.
+                Ok(Some(s)) if s.stage == Stage::Active && s.fits(head.host()) => s,
                 _ => return Fast::Bridge,
             };
             let access = match super::access::access_for(core, &session, idx).await {
@@ -211,11 +218,8 @@ fn upstream_head(
     recent: &Recent,
     out: &mut Vec<u8>,
 ) {
-    let strip = &core.proxy.strip[idx];
-    let gateway_cookies = [
-        core.config.session_cookie_name(),
-        core.csrf.cookie_name.as_str(),
-    ];
+    let identity = &core.proxy.strip[idx];
+    let gateway_cookies = &core.proxy.gateway_cookies;
     out.clear();
     out.extend_from_slice(head.method.as_str().as_bytes());
     out.push(b' ');
@@ -225,12 +229,15 @@ fn upstream_head(
     put_header(out, b"host", target.host.as_bytes());
     let (mut prev_xff, mut prev_proto, mut prev_fwd) = (None, None, None);
     for (n, v) in head.headers() {
-        // Hop-by-hop headers, and those written here, are never copied from the client.
-        match known(n) {
-            Known::Cookie => {
+        let kind = known(n);
+        let listed = listed_in_connection(head, n);
+        match request_fate(kind, n, identity, hop.peer_trusted, listed) {
+            Fate::Keep => put_header(out, n, v),
+            Fate::Drop | Fate::Own => {}
+            Fate::Cookie => {
                 // Each Cookie header without the gateway's cookies (dropped when nothing is left).
                 let mut started = false;
-                for (i, pair) in kept_cookie_pairs(v, &gateway_cookies).enumerate() {
+                for (i, pair) in kept_cookie_pairs(v, gateway_cookies).enumerate() {
                     out.extend_from_slice(if i > 0 { b"; " } else { b"cookie: " });
                     out.extend_from_slice(pair);
                     started = true;
@@ -239,20 +246,11 @@ fn upstream_head(
                     out.extend_from_slice(b"\r\n");
                 }
             }
-            Known::XForwardedFor => prev_xff = Some(v),
-            Known::XForwardedProto => prev_proto = Some(v),
-            Known::Forwarded => prev_fwd = Some(v),
-            Known::Connection
-            | Known::TransferEncoding
-            | Known::HopByHop
-            | Known::ContentLength
-            | Known::Host
-            | Known::XForwardedHost => {}
-            Known::Date | Known::Other => {
-                if !is_identity_name(strip, n) && !listed_in_connection(head, n) {
-                    put_header(out, n, v);
-                }
-            }
+            Fate::Previous => match kind {
+                Known::XForwardedFor => prev_xff = Some(v),
+                Known::XForwardedProto => prev_proto = Some(v),
+                _ => prev_fwd = Some(v),
+            },
         }
     }
     out.extend_from_slice(&recent.lines);
@@ -299,6 +297,7 @@ async fn response_head(
     up: &mut UpConn,
     head_only: bool,
     client_close: bool,
+    gateway_cookies: &[String],
     out: &mut Vec<u8>,
 ) -> Result<ResponseHead, Failure> {
     loop {
@@ -319,7 +318,7 @@ async fn response_head(
                     up.buf.advance(len);
                     continue;
                 }
-                return client_head(&resp, len, head_only, client_close, out);
+                return client_head(&resp, len, head_only, client_close, gateway_cookies, out);
             }
             Ok(httparse::Status::Partial) if up.buf.len() < MAX_RESPONSE_HEAD => {}
             _ => return Err(Failure::Upstream("malformed response head")),
@@ -339,6 +338,7 @@ fn client_head(
     len: usize,
     head_only: bool,
     client_close: bool,
+    gateway_cookies: &[String],
     out: &mut Vec<u8>,
 ) -> Result<ResponseHead, Failure> {
     let code = resp.code.unwrap_or(502);
@@ -405,6 +405,8 @@ fn client_head(
             // A chunked body is passed on as it came, so its framing header stays.
             Known::TransferEncoding => framing != Framing::Chunked && !head_only,
             Known::ContentLength => chunked.is_some(),
+            // An upstream never sets the gateway's own cookies in the browser.
+            Known::SetCookie => sets_gateway_cookie(h.value, gateway_cookies),
             _ => false,
         };
         if dropped || listed.iter().any(|t| n.eq_ignore_ascii_case(t)) {
@@ -622,7 +624,7 @@ async fn exchange(
             .reset(tokio::time::Instant::now() + app.timeout);
         let got = tokio::select! {
             biased;
-            r = response_head(&mut up, head_only, head.close, &mut out) => Ok(r),
+            r = response_head(&mut up, head_only, head.close, &core.proxy.gateway_cookies, &mut out) => Ok(r),
             _ = c.answer.as_mut() => Err(()),
         };
         match got {

@@ -3,20 +3,28 @@
 //! `X-Forwarded-Proto`/`-Host`/`-Uri` (Traefik, Caddy), or `X-Original-URI` + `Host` (nginx).
 //! Answers 200 with the identity headers, 401 (or 302 to sign-in with `?redirect=1`), or 403.
 //!
-//! Proxies pass the client's own headers on to this call, and each sets only some of these
-//! (Traefik and Caddy the `X-Forwarded-*` ones, nginx whatever its snippet names). So when the
-//! request is described more than once, every description must agree, or the answer is `400`:
-//! otherwise a client could add an `X-Original-URL` naming a path it may use while asking the
-//! proxy for one it may not.
+//! Those descriptions are only believed from `[server] trusted_proxies`: anyone else asking is
+//! refused (403), since a client that reaches this endpoint directly could describe any
+//! request it likes. Proxies also pass the client's own headers on to this call, and each sets
+//! only some of these (Traefik and Caddy the `X-Forwarded-*` ones, nginx whatever its snippet
+//! names), so when the request is described more than once every description must agree, or
+//! the answer is `400`: otherwise a client could add an `X-Original-URL` naming a path it may
+//! use while asking the proxy for one it may not, or an `X-Forwarded-Host` naming a more
+//! permissive app than the `Host` its proxy set. `Host` describes the original request when it
+//! names an app host (nginx's `proxy_set_header Host $host`); a proxy that calls the gateway
+//! by the gateway's own address sends no description in it. The paths are compared, and the
+//! app chosen, in their canonical form (`proxy::target`), as for proxied requests.
 
-use super::access::{Decision, normalize_path};
-use crate::app::AppState;
+use super::access::Decision;
+use super::target;
+use crate::app::{AppState, Core};
 use crate::metrics::Outcome;
 use crate::web::ClientInfo;
-use axum::extract::{Query, State};
+use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
+use std::net::SocketAddr;
 
 #[derive(Deserialize)]
 pub struct VerifyQuery {
@@ -51,6 +59,7 @@ struct Original {
     /// From `X-Original-URL` or `X-Forwarded-Proto`, when given.
     scheme: Option<String>,
     host: String,
+    /// Canonical (`proxy::target::canonical`).
     path_and_query: String,
 }
 
@@ -67,35 +76,41 @@ fn path_of(path_and_query: &str) -> &str {
     path_and_query.split('?').next().unwrap_or("/")
 }
 
-fn original(headers: &HeaderMap) -> Result<Original, &'static str> {
+/// The original request as the headers describe it. `is_app_host` tells whether `Host` names
+/// an app host (and so describes the original request rather than the gateway's address).
+fn original(
+    headers: &HeaderMap,
+    is_app_host: impl Fn(&str) -> bool,
+) -> Result<Original, &'static str> {
     let mut scheme = None;
-    let mut host: Option<String> = None;
-    // Every description of the path (and query), most precise first.
+    // Every description of the host, and of the path (and query), most precise first.
+    let mut hosts: Vec<String> = Vec::new();
     let mut uris: Vec<String> = Vec::new();
     if let Some(u) = described(headers, "x-original-url")? {
         if u.starts_with('/') {
             uris.push(u.to_string());
         } else {
+            // No backslash or user part: the host and the path are then read the same way
+            // by the URL parser and by the split below.
             let url = url::Url::parse(u)
                 .ok()
+                .filter(|p| !u.contains('\\') && p.username().is_empty() && p.password().is_none())
                 .filter(|u| matches!(u.scheme(), "http" | "https") && u.has_host())
                 .ok_or("X-Original-URL is neither an http(s) URL nor a path.")?;
             scheme = Some(url.scheme().to_string());
-            host = Some(crate::config::host_of(&url));
-            uris.push(match url.query() {
-                Some(q) => format!("{}?{q}", url.path()),
-                None => url.path().to_string(),
-            });
+            hosts.push(crate::config::host_of(&url));
+            // The path as sent (the URL parser would have resolved dot segments already).
+            let after_host = u.splitn(4, '/').nth(3).unwrap_or("");
+            uris.push(format!("/{after_host}"));
         }
     }
     if let Some(fh) = described(headers, "x-forwarded-host")? {
-        match &host {
-            Some(known) if host_key(known) != host_key(fh) => {
-                return Err("X-Original-URL and X-Forwarded-Host name different hosts.");
-            }
-            Some(_) => {}
-            None => host = Some(fh.trim().to_ascii_lowercase()),
-        }
+        hosts.push(fh.trim().to_ascii_lowercase());
+    }
+    if let Some(host) = h(headers, "host").map(str::to_ascii_lowercase)
+        && (is_app_host(&host) || hosts.is_empty())
+    {
+        hosts.push(host);
     }
     if let Some(p) = described(headers, "x-forwarded-proto")?
         && scheme.is_none()
@@ -108,25 +123,34 @@ fn original(headers: &HeaderMap) -> Result<Original, &'static str> {
             uris.push(u.to_string());
         }
     }
-    let host = match host {
-        Some(h) => h,
-        None => h(headers, "host").map(|h| h.to_ascii_lowercase()).ok_or(
+    let Some(host) = hosts.first() else {
+        return Err(
             "The original request's host is missing (send X-Original-URL or X-Forwarded-Host).",
-        )?,
+        );
     };
-    let Some(first) = uris.first() else {
+    if hosts.iter().any(|h| host_key(h) != host_key(host)) {
+        return Err("The original request is described with different hosts.");
+    }
+    if uris.is_empty() {
         return Err(
             "The original request's path is missing (send X-Original-URL, X-Forwarded-Uri or X-Original-URI).",
         );
-    };
-    let path = normalize_path(path_of(first));
-    if uris.iter().any(|u| normalize_path(path_of(u)) != path) {
+    }
+    let mut canonical: Vec<String> = Vec::with_capacity(uris.len());
+    for u in &uris {
+        match target::canonical(u) {
+            Ok(c) => canonical.push(c.into_owned()),
+            Err(why) => return Err(why.message()),
+        }
+    }
+    let path = path_of(&canonical[0]);
+    if canonical.iter().any(|c| path_of(c) != path) {
         return Err("The original request is described with different paths.");
     }
     Ok(Original {
         scheme,
-        host,
-        path_and_query: first.clone(),
+        host: host.clone(),
+        path_and_query: canonical.swap_remove(0),
     })
 }
 
@@ -148,23 +172,46 @@ fn json(code: StatusCode, body: serde_json::Value) -> Response {
     r
 }
 
+/// The caller is one of `[server] trusted_proxies` (an unknown peer never is).
+fn from_trusted_proxy(core: &Core, peer: Option<SocketAddr>) -> bool {
+    peer.is_some_and(|p| (core.config.server.trusted_proxies.iter()).any(|n| n.contains(&p.ip())))
+}
+
 pub async fn get_verify(
     State(core): State<AppState>,
     client: ClientInfo,
     headers: HeaderMap,
+    extensions: axum::http::Extensions,
     Query(q): Query<VerifyQuery>,
 ) -> Response {
-    let orig = match original(&headers) {
+    let peer = extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
+    if !from_trusted_proxy(&core, peer) {
+        tracing::warn!(peer = ?peer.map(|p| p.ip()), "forward-auth asked by a peer outside server.trusted_proxies");
+        return status(
+            StatusCode::FORBIDDEN,
+            "Forward-auth answers only the proxies listed in server.trusted_proxies.",
+        );
+    }
+    let orig = match original(&headers, |h| core.proxy.routes.is_app_host(h)) {
         Ok(o) => o,
         Err(message) => return status(StatusCode::BAD_REQUEST, message),
     };
     let (host, pq) = (&orig.host, &orig.path_and_query);
     let path = path_of(pq).to_string();
-    let Some(idx) = core.proxy.routes.lookup(host, &path) else {
-        return status(
-            StatusCode::FORBIDDEN,
-            "No app is configured for this host and path.",
-        );
+    let idx = match core.proxy.routes.route(host, &path) {
+        Ok(Some(idx)) => idx,
+        Ok(None) => {
+            return status(
+                StatusCode::FORBIDDEN,
+                "No app is configured for this host and path.",
+            );
+        }
+        Err(super::routes::Ambiguous) => {
+            return status(
+                StatusCode::BAD_REQUEST,
+                "The original request's path reads differently to different servers (case, ;parameters or trailing dots).",
+            );
+        }
     };
     let scheme = orig
         .scheme
@@ -193,7 +240,7 @@ pub async fn get_verify(
             .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         r
     };
-    let (outcome, r) = match super::active_session(&core, &headers).await {
+    let (outcome, r) = match super::active_session(&core, &headers, host).await {
         Err(e) => (Outcome::Error, e.into_response()),
         Ok(None) => (Outcome::Unauthenticated, unauthenticated()),
         Ok(Some(session)) => match super::access::decide(&core, &session, idx, &path).await {
@@ -227,6 +274,12 @@ pub async fn get_verify(
 mod tests {
     use super::*;
 
+    fn original_of(h: &HeaderMap) -> Result<Original, &'static str> {
+        original(h, |host| {
+            host == "crm.example.com" || host == "wiki.example.com"
+        })
+    }
+
     fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
         let mut h = HeaderMap::new();
         for (n, v) in pairs {
@@ -237,7 +290,7 @@ mod tests {
 
     #[test]
     fn each_proxy_style_describes_the_request() {
-        let o = original(&headers(&[
+        let o = original_of(&headers(&[
             ("host", "gatehouse:8080"),
             ("x-original-url", "https://CRM.example.com/a/b?x=1&y=2"),
         ]))
@@ -245,7 +298,7 @@ mod tests {
         assert_eq!(o.scheme.as_deref(), Some("https"));
         assert_eq!(o.host, "crm.example.com");
         assert_eq!(o.path_and_query, "/a/b?x=1&y=2");
-        let o = original(&headers(&[
+        let o = original_of(&headers(&[
             ("host", "gatehouse:8080"),
             ("x-forwarded-proto", "https"),
             ("x-forwarded-host", "crm.example.com"),
@@ -260,7 +313,7 @@ mod tests {
             ),
             (Some("https"), "crm.example.com", "/admin/x")
         );
-        let o = original(&headers(&[
+        let o = original_of(&headers(&[
             ("host", "crm.example.com"),
             ("x-original-uri", "/p?q=1"),
         ]))
@@ -275,7 +328,7 @@ mod tests {
     fn descriptions_that_disagree_are_refused() {
         // Traefik and Caddy set X-Forwarded-Uri/-Host but pass a client's X-Original-URL on.
         assert!(
-            original(&headers(&[
+            original_of(&headers(&[
                 ("x-forwarded-host", "crm.example.com"),
                 ("x-forwarded-uri", "/admin/x"),
                 ("x-original-url", "https://crm.example.com/public"),
@@ -283,7 +336,7 @@ mod tests {
             .is_err()
         );
         assert!(
-            original(&headers(&[
+            original_of(&headers(&[
                 ("x-forwarded-host", "crm.example.com"),
                 ("x-forwarded-uri", "/admin/x"),
                 ("x-original-url", "https://other.example.com/admin/x"),
@@ -292,7 +345,7 @@ mod tests {
         );
         // An nginx snippet that sets X-Original-URI, with a client-sent X-Forwarded-Uri.
         assert!(
-            original(&headers(&[
+            original_of(&headers(&[
                 ("x-forwarded-host", "crm.example.com"),
                 ("x-original-uri", "/admin/x"),
                 ("x-forwarded-uri", "/public"),
@@ -301,7 +354,7 @@ mod tests {
         );
         // The same path spelled differently is the same request.
         assert!(
-            original(&headers(&[
+            original_of(&headers(&[
                 (
                     "x-original-url",
                     "http://crm.example.com:80/a%20b/../c?x=\"1\""
@@ -313,7 +366,7 @@ mod tests {
         );
         // A header repeated with another value is a second description.
         assert!(
-            original(&headers(&[
+            original_of(&headers(&[
                 ("x-forwarded-host", "crm.example.com"),
                 ("x-forwarded-host", "other.example.com"),
                 ("x-forwarded-uri", "/a"),
@@ -321,7 +374,7 @@ mod tests {
             .is_err()
         );
         // No path at all is not taken to mean "/".
-        assert!(original(&headers(&[("x-forwarded-host", "crm.example.com")])).is_err());
-        assert!(original(&headers(&[("x-original-url", "javascript:alert(1)")])).is_err());
+        assert!(original_of(&headers(&[("x-forwarded-host", "crm.example.com")])).is_err());
+        assert!(original_of(&headers(&[("x-original-url", "javascript:alert(1)")])).is_err());
     }
 }

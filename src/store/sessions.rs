@@ -15,11 +15,14 @@ pub struct SessionRow {
     pub revoked_at: Option<i64>,
     /// For a session created on an app host by a handoff: the session that signed in.
     pub parent_id: Option<String>,
+    /// For a session created on an app host by a handoff: that host, the only one it is
+    /// valid on.
+    pub host: Option<String>,
 }
 
 macro_rules! columns {
     () => {
-        "id, token_hash, user_id, stage, amr, ip, user_agent, created_at, last_seen_at, expires_at, revoked_at, parent_id"
+        "id, token_hash, user_id, stage, amr, ip, user_agent, created_at, last_seen_at, expires_at, revoked_at, parent_id, host"
     };
 }
 
@@ -28,7 +31,7 @@ impl Store {
         sqlx::query(concat!(
             "INSERT INTO sessions (",
             columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULL, $11)"
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULL, $11, $12)"
         ))
         .bind(&s.id)
         .bind(&s.token_hash)
@@ -41,6 +44,7 @@ impl Store {
         .bind(s.last_seen_at)
         .bind(s.expires_at)
         .bind(&s.parent_id)
+        .bind(&s.host)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -104,11 +108,14 @@ impl Store {
         Ok(row.and_then(|r| r.0))
     }
 
+    /// Stores a handoff code (hashed) for `session_id`, to be spent on `host` by the browser
+    /// whose state cookie hashes to `state_hash`.
     pub async fn insert_handoff(
         &self,
         code_hash: &str,
         session_id: &str,
         host: &str,
+        state_hash: &str,
         expires_at: i64,
     ) -> Result<()> {
         // Codes nobody came back with expire unused: clear them as new ones are made.
@@ -116,24 +123,26 @@ impl Store {
             .bind(super::now())
             .execute(&self.pool)
             .await?;
-        sqlx::query("INSERT INTO handoffs (code_hash, session_id, host, expires_at) VALUES ($1, $2, $3, $4)")
+        sqlx::query("INSERT INTO handoffs (code_hash, session_id, host, state_hash, expires_at) VALUES ($1, $2, $3, $4, $5)")
             .bind(code_hash)
             .bind(session_id)
             .bind(host)
+            .bind(state_hash)
             .bind(expires_at)
             .execute(&self.pool)
             .await?;
         Ok(())
     }
 
-    /// Spends a handoff code: (session id, host) for exactly one caller, while unexpired.
+    /// Spends a handoff code: (session id, host, state hash) for exactly one caller, while
+    /// unexpired.
     pub async fn take_handoff(
         &self,
         code_hash: &str,
         now: i64,
-    ) -> Result<Option<(String, String)>> {
+    ) -> Result<Option<(String, String, String)>> {
         Ok(sqlx::query_as(
-            "DELETE FROM handoffs WHERE code_hash = $1 AND expires_at > $2 RETURNING session_id, host",
+            "DELETE FROM handoffs WHERE code_hash = $1 AND expires_at > $2 RETURNING session_id, host, state_hash",
         )
         .bind(code_hash)
         .bind(now)

@@ -6,8 +6,11 @@
 //! is bridged to the axum router and its response written back here. Anything out of the
 //! ordinary — HTTP/1.0, `Transfer-Encoding` on a request, `Expect`, upgrades (WebSocket, h2c),
 //! absolute-form targets, an HTTP/2 preface, more than 100 headers or a head over 64 KiB,
-//! anything `httparse` refuses — hands the whole connection (bytes already read included) to
-//! hyper, which serves it from that request on. When in doubt, hyper decides.
+//! anything `httparse` refuses, a request target that must be refused (`proxy::target`) — hands
+//! the whole connection (bytes already read included) to hyper, which serves (or refuses) it
+//! from that request on. When in doubt, hyper decides. A target that is merely not canonical
+//! (dot segments, `//`, escaped unreserved characters, a `#fragment`) stays here in its
+//! canonical form, which is what is routed, judged and forwarded.
 
 use crate::app::Gateway;
 use crate::proxy::headers::{Known, known, tokens};
@@ -212,17 +215,22 @@ fn parse(buf: &[u8], scratch: &mut Scratch) -> Parsed {
     if hosts != 1 || lengths > 1 || (lengths == 1 && content_length.is_none()) {
         return Parsed::Hyper;
     }
+    // Routing, rules and the upstream all see the canonical target (`proxy::target`); one
+    // that must be refused is refused by hyper's path, the same way for every transport.
+    let Ok(target) = crate::proxy::target::canonical(path) else {
+        return Parsed::Hyper;
+    };
     let text = &mut scratch.text;
     text.clear();
-    text.push_str(path);
+    text.push_str(&target);
     text.push_str(std::str::from_utf8(host).unwrap_or(""));
     Parsed::Done(
         Head {
             bytes: Bytes::new(),
             method,
             text: std::mem::take(text),
-            path_end: path.find('?').unwrap_or(path.len()) as u32,
-            target_end: path.len() as u32,
+            path_end: target.find('?').unwrap_or(target.len()) as u32,
+            target_end: target.len() as u32,
             headers: std::mem::take(spans),
             content_length,
             close,

@@ -4,6 +4,7 @@
 pub mod client;
 pub mod cookies;
 pub mod h1;
+pub mod request;
 pub mod server;
 pub mod templates;
 pub mod tls;

@@ -204,12 +204,21 @@ allow_roles = ["modify"]
     )
 }
 
+/// Forward-auth is answered only to `[server] trusted_proxies`: nginx here, and the tests' own
+/// Traefik/Caddy-style calls, both come from loopback.
+fn trust_loopback() -> Vec<(String, String)> {
+    vec![(
+        "GATEHOUSE_SERVER__TRUSTED_PROXIES".into(),
+        r#"["127.0.0.1/32"]"#.into(),
+    )]
+}
+
 fn setup() -> Setup {
     let upstream = Upstream::start();
     let nginx_port = free_port();
     let server = Server::start_with(Options {
         sections: gatehouse_config(&format!("127.0.0.1:{nginx_port}")),
-        env: vec![],
+        env: trust_loopback(),
     });
     let nginx = Nginx::start(nginx_port, &server, &upstream);
     Setup {
@@ -331,14 +340,17 @@ async fn nginx_sends_browsers_to_sign_in_and_back_and_gives_api_clients_401() {
         "the app saw an unauthenticated request"
     );
 
-    // Sign in there; the gateway sends the browser back through the app host's
-    // /.gatehouse/callback (nginx hands that to the gateway), which lands on the exact URL.
-    let page = b.get(&location).await;
+    // Sign in there (the gateway's own host: its own cookie jar); the gateway sends the
+    // browser back through the app host's /.gatehouse/login, the gateway's handoff and the app
+    // host's /.gatehouse/callback (nginx hands those to the gateway), which lands on the exact
+    // URL.
+    let mut gateway = s.server.browser();
+    let page = gateway.get(&location).await;
     assert_eq!(page.status, 200, "{}", page.body);
     let csrf = page.csrf();
     let rd = field_value(&page.body, "rd").expect("rd kept on the sign-in form");
     assert_eq!(rd, original);
-    let r = b
+    let r = gateway
         .post(
             &format!("{}/login", s.server.base),
             &[
@@ -350,7 +362,13 @@ async fn nginx_sends_browsers_to_sign_in_and_back_and_gives_api_clients_401() {
         )
         .await;
     assert_eq!(r.status, 303, "{}", r.body);
-    let callback = r.location();
+    let app_login = r.location();
+    assert_eq!(
+        query_param(&app_login, "rd").as_deref(),
+        Some(path),
+        "{app_login}"
+    );
+    let callback = handoff_callback(&mut gateway, &mut b, &app_login).await;
     assert!(
         callback.starts_with(&format!("{}/.gatehouse/callback?code=", s.nginx.base)),
         "{callback}"
@@ -557,7 +575,7 @@ async fn verify_answers_traefik_and_caddy_style_calls() {
     const APP: &str = "crm.example.test";
     let server = Server::start_with(Options {
         sections: gatehouse_config(APP),
-        env: vec![],
+        env: trust_loopback(),
     });
     let modify = session_cookie(&server, "mo@example.com", &["modify@crm"]).await;
     let limited = session_cookie(&server, "li@example.com", &["limited@crm"]).await;

@@ -630,8 +630,6 @@ async fn raw_targets_cannot_walk_around_a_back_office_rule() {
         "/crm/%61%64%6D%69%6E/users",
         "/crm/orders/%2e%2e/admin/users",
         "/crm/orders/%2E%2E/admin/users",
-        "/crm/orders/..%2fadmin/users",
-        "/crm/admin%2fusers",
         "/crm/orders/.%2e/admin/users",
         "/crm/admin;x=1/users",
         "/crm/admin;/users",
@@ -646,6 +644,15 @@ async fn raw_targets_cannot_walk_around_a_back_office_rule() {
             .await;
         let r = c.response(false).await;
         assert_eq!(r.status, 403, "limited user reached {target}: {r:?}");
+    }
+    // An encoded slash cannot be read one way by every upstream: refused before any judgement
+    // (and the connection, handed to hyper for the refusal, closes).
+    for target in ["/crm/orders/..%2fadmin/users", "/crm/admin%2fusers"] {
+        let mut c = Client::connect(&server).await;
+        c.send(c.head("GET", target, &[&cookie, "Accept: application/json"]))
+            .await;
+        let r = c.response(false).await;
+        assert_eq!(r.status, 400, "limited user's {target}: {r:?}");
     }
     assert!(upstream.seen().is_empty(), "{:#?}", upstream.seen());
 

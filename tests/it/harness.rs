@@ -620,3 +620,125 @@ pub fn verify_es256(jws: &str, jwks: &serde_json::Value) -> Result<serde_json::V
     )
     .map_err(|e| e.to_string())
 }
+
+/// The value of query parameter `name` in `url` (absolute, or a path, resolved against a dummy
+/// origin), percent-decoded.
+pub fn query_param(url: &str, name: &str) -> Option<String> {
+    let parsed = url::Url::parse(url)
+        .or_else(|_| url::Url::parse("http://origin.invalid").and_then(|base| base.join(url)))
+        .ok()?;
+    parsed
+        .query_pairs()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+/// Hops 3 and 4 of a cross-host sign-in (the handoff): `location` is where hop 2 (the sign-in
+/// at the gateway) sent the browser, the app host's `/.gatehouse/login?rd=…`. `app` (a
+/// [`Browser::for_host`], or any browser whose `base` is the app's origin) opens it and must get
+/// a `303` that sets the host-only `gatehouse_handoff` cookie and sends it to the gateway's
+/// `/.gatehouse/handoff` with the same token as `state`; `gateway` (signed in at the gateway,
+/// `base` the gateway's origin) opens that and must be sent to the app host's
+/// `/.gatehouse/callback?code=…` with the same `rd`. Returns that callback URL, not yet opened.
+pub async fn handoff_callback(gateway: &mut Browser, app: &mut Browser, location: &str) -> String {
+    let app_origin = app.base.clone();
+    let app_host = app_origin
+        .split_once("://")
+        .map(|(_, h)| h.to_string())
+        .unwrap_or_default();
+    assert!(
+        location.starts_with(&format!("{app_origin}/.gatehouse/login?")),
+        "hop 2 must send the browser to {app_origin}/.gatehouse/login, it went to {location:?}"
+    );
+    let rd = query_param(location, "rd")
+        .unwrap_or_else(|| panic!("hop 2 location without rd: {location}"));
+
+    // Hop 3: the app host remembers this browser in a cookie and sends it to the gateway.
+    let r = app.get(location).await;
+    assert_eq!(
+        r.status,
+        303,
+        "hop 3 ({location}): Location {:?}, body {}",
+        r.location(),
+        r.body
+    );
+    let set = r.set_cookies();
+    let cookie = set
+        .iter()
+        .find(|c| c.starts_with("gatehouse_handoff="))
+        .unwrap_or_else(|| panic!("hop 3 set no gatehouse_handoff cookie: {set:?}"));
+    let token = cookie
+        .split(';')
+        .next()
+        .unwrap()
+        .trim_start_matches("gatehouse_handoff=")
+        .to_string();
+    assert_eq!(token.len(), 43, "handoff token: {cookie}");
+    let flags: Vec<String> = cookie
+        .split(';')
+        .skip(1)
+        .map(|f| f.trim().to_ascii_lowercase())
+        .collect();
+    for want in ["httponly", "path=/.gatehouse/", "samesite=lax"] {
+        assert!(
+            flags.iter().any(|f| f == want),
+            "handoff cookie lacks {want}: {cookie}"
+        );
+    }
+    assert!(
+        !flags.iter().any(|f| f.starts_with("domain=")),
+        "handoff cookie must be host-only: {cookie}"
+    );
+    let to_gateway = r.location();
+    assert!(
+        to_gateway.starts_with(&format!("{}/.gatehouse/handoff?", gateway.base)),
+        "hop 3 must send the browser to {}/.gatehouse/handoff, it went to {to_gateway:?}",
+        gateway.base
+    );
+    assert_eq!(
+        query_param(&to_gateway, "host").as_deref(),
+        Some(app_host.as_str()),
+        "hop 3 Location: {to_gateway}"
+    );
+    assert_eq!(
+        query_param(&to_gateway, "state").as_deref(),
+        Some(token.as_str()),
+        "hop 3 Location: {to_gateway}"
+    );
+    assert_eq!(
+        query_param(&to_gateway, "rd").as_deref(),
+        Some(rd.as_str()),
+        "hop 3 Location: {to_gateway}"
+    );
+
+    // Hop 4: the gateway, where the browser is signed in, issues the code.
+    let r = gateway.get(&to_gateway).await;
+    assert_eq!(
+        r.status,
+        303,
+        "hop 4 ({to_gateway}): Location {:?}, body {}",
+        r.location(),
+        r.body
+    );
+    let callback = r.location();
+    assert!(
+        callback.starts_with(&format!("{app_origin}/.gatehouse/callback?code=")),
+        "hop 4 must send the browser to {app_origin}/.gatehouse/callback, it went to {callback:?}"
+    );
+    let code = query_param(&callback, "code").unwrap_or_default();
+    assert_eq!(code.len(), 43, "callback code in {callback}");
+    assert_eq!(
+        query_param(&callback, "rd").as_deref(),
+        Some(rd.as_str()),
+        "hop 4 Location: {callback}"
+    );
+    callback
+}
+
+/// Hops 3 to 5 of a cross-host sign-in: [`handoff_callback`], then the callback opened in the
+/// `app` browser (with the handoff cookie hop 3 gave it). Returns the callback's answer, for the
+/// caller to judge (`303` to the `rd` path with a session cookie, or `400`/`409`).
+pub async fn follow_handoff(gateway: &mut Browser, app: &mut Browser, location: String) -> Page {
+    let callback = handoff_callback(gateway, app, &location).await;
+    app.get(&callback).await
+}

@@ -5,6 +5,7 @@
 mod harness;
 mod upstream;
 
+mod attack_signin;
 mod cli;
 mod config;
 mod forward_auth;

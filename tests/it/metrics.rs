@@ -59,7 +59,11 @@ modify_seats = 5
 "#,
             crm = crm_app(&upstream.url, "2s")
         ),
-        env: vec![],
+        // The forward-auth calls below come from loopback, which must be a trusted proxy.
+        env: vec![(
+            "GATEHOUSE_SERVER__TRUSTED_PROXIES".into(),
+            r#"["127.0.0.1/32"]"#.into(),
+        )],
     });
     let mut modify = signed_in(&server, "mod@example.com", &["modify@crm", "modify@dead"]).await;
     let mut limited = signed_in(&server, "lim@example.com", &["limited@crm"]).await;

@@ -596,14 +596,26 @@ allow_roles = ["*"]
         "{login}"
     );
 
+    // Sign-in at the gateway sends the browser back to the app host's /.gatehouse/login, which
+    // binds the handoff to this browser (a cookie) before the gateway issues the code.
     let done = sign_in_at(&mut gateway, &login, "hop@example.com").await;
     assert_eq!(done.status, 303, "{}", done.body);
-    let callback = done.location();
+    let app_login = format!(
+        "http://wiki.test:{}/.gatehouse/login?rd=%2Fpages%2Fhome%3Frev%3D7",
+        server.port
+    );
+    assert_eq!(done.location(), app_login, "{}", done.body);
+    let callback = handoff_callback(&mut gateway, &mut wiki, &app_login).await;
     let prefix = format!("http://wiki.test:{}/.gatehouse/callback?code=", server.port);
     assert!(callback.starts_with(&prefix), "{callback}");
 
-    // The code is bound to wiki.test: presented on shop.test it is refused (and spent).
+    // The code is bound to wiki.test: presented on shop.test it is refused (and spent), even
+    // by a browser holding wiki.test's handoff cookie.
     let mut shop = Browser::for_host(&server, "shop.test");
+    shop.cookies.insert(
+        "gatehouse_handoff".into(),
+        wiki.cookies["gatehouse_handoff"].clone(),
+    );
     let stolen = callback.replace("wiki.test", "shop.test");
     let r = shop.get(&stolen).await;
     assert_eq!(r.status, 400, "{}", r.body);
@@ -625,8 +637,10 @@ allow_roles = ["*"]
         "signed in: straight on to the app host: {}",
         r.body
     );
-    let callback = r.location();
+    assert_eq!(r.location(), app_login, "{}", r.body);
+    let callback = handoff_callback(&mut gateway, &mut wiki, &app_login).await;
     assert!(callback.starts_with(&prefix), "{callback}");
+    let handoff_cookie = wiki.cookies["gatehouse_handoff"].clone();
     let r = wiki.get(&callback).await;
     assert_eq!(r.status, 303, "{}", r.body);
     assert_eq!(r.location(), "/pages/home?rev=7");
@@ -634,6 +648,10 @@ allow_roles = ["*"]
     assert!(
         set.contains("gatehouse_session=") && !set.to_ascii_lowercase().contains("domain="),
         "{set}"
+    );
+    assert!(
+        !wiki.cookies.contains_key("gatehouse_handoff"),
+        "the handoff cookie is cleared by the callback: {set}"
     );
     let r = wiki.get("/pages/home?rev=7").await;
     assert_eq!(r.status, 200, "{}", r.body);
@@ -647,8 +665,12 @@ allow_roles = ["*"]
         Some(format!("wiki.test:{}", server.port).as_str())
     );
 
-    // Replayed: the same code never works twice.
+    // Replayed: the same code never works twice, not even with the handoff cookie it was
+    // bound to.
     let mut thief = Browser::for_host(&server, "wiki.test");
+    thief
+        .cookies
+        .insert("gatehouse_handoff".into(), handoff_cookie.clone());
     let r = thief.get(&callback).await;
     assert_eq!(r.status, 400);
     assert!(!thief.cookies.contains_key("gatehouse_session"));
@@ -674,7 +696,7 @@ allow_roles = ["*"]
     let mut wiki = Browser::for_host(&server, "wiki.test");
     let done = sign_in_at(&mut gateway, &login, "hop@example.com").await;
     assert_eq!(done.status, 303, "{}", done.body);
-    let r = wiki.get(&done.location()).await;
+    let r = follow_handoff(&mut gateway, &mut wiki, done.location()).await;
     assert_eq!(r.status, 303, "{}", r.body);
     assert_eq!(wiki.get("/pages/home?rev=7").await.status, 200);
 
