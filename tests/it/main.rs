@@ -3,8 +3,10 @@
 //! `GATEHOUSE_TEST_DATABASE_URL` is set) and talks HTTP to it.
 
 mod harness;
+mod raw;
 mod upstream;
 
+mod attack_proxy;
 mod attack_signin;
 mod cli;
 mod config;
