@@ -1,158 +1,23 @@
-//! The running service: shared state, router assembly, serve with graceful shutdown.
+//! The running service: router assembly (each feature brings its own routes), the dispatch of
+//! every request to the proxy or the router, and serving with graceful shutdown.
 
-use crate::auth::csrf::Csrf;
-use crate::auth::lockout::Lockout;
-use crate::auth::password::Passwords;
-use crate::auth::session::Sessions;
-use crate::config::{Config, MasterKey};
-use crate::crypto::{self, Keys};
-use crate::revocation::{self, Invalidate};
-use crate::store::{self, Store};
-use crate::web::{Templates, client::TrustedProxies, cookies::CookieSpec};
+use crate::config::Config;
+use crate::core::{AppState, BoxError, Core};
+use crate::crypto;
+use crate::revocation;
+use crate::store;
 use axum::Router;
-use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::IntoResponse;
-use axum::routing::get;
-use std::sync::Arc;
 use std::time::Duration;
 use tower_http::set_header::SetResponseHeaderLayer;
-
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
-/// Everything a request or a CLI command needs; no HTTP types inside.
-pub struct Core {
-    pub config: Config,
-    pub store: Store,
-    pub keys: Keys,
-    pub passwords: Passwords,
-    pub lockout: Lockout,
-    pub sessions: Arc<Sessions>,
-    pub templates: Templates,
-    pub csrf: Csrf,
-    pub signer: crate::crypto::signing::Signer,
-    pub proxy: crate::proxy::Proxy,
-    pub metrics: crate::metrics::Metrics,
-}
-
-pub type AppState = Arc<Core>;
-
-impl TrustedProxies for Core {
-    fn trusted_proxies(&self) -> &[ipnet::IpNet] {
-        &self.config.server.trusted_proxies
-    }
-}
-
-/// Resolves the master key, creating the dev key file when the config allows it.
-fn master_key(config: &Config) -> Result<Vec<u8>, BoxError> {
-    match &config.secrets.master_key {
-        MasterKey::Loaded(k) => Ok(k.expose().clone()),
-        MasterKey::CreateAt(path) => {
-            let key = crypto::random_bytes::<32>();
-            let text = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, key);
-            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir)?;
-            }
-            let mut opts = std::fs::OpenOptions::new();
-            opts.write(true).create_new(true);
-            #[cfg(unix)]
-            std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-            std::io::Write::write_all(&mut opts.open(path)?, text.as_bytes())?;
-            tracing::warn!(
-                path = %path.display(),
-                "created a new master key file (secrets.create_if_missing); keep it safe and back it up"
-            );
-            Ok(key.to_vec())
-        }
-    }
-}
-
-impl Core {
-    /// Connects, migrates, applies config-declared roles.
-    pub async fn open(config: Config) -> Result<Arc<Core>, BoxError> {
-        let key = master_key(&config)?;
-        let store = Store::connect(
-            config.database.url.expose(),
-            config.database.max_connections,
-        )
-        .await?;
-        store.migrate().await?;
-        let now = store::now();
-        for r in &config.roles {
-            store
-                .upsert_role(&r.name, &r.seat, &r.description, now)
-                .await?;
-        }
-        let keys = Keys::new(&key);
-        let signer = crate::crypto::signing::Signer::load_or_create(&store, &keys).await?;
-        let csrf = Csrf::new(config.public_is_https(), config.session_cookie_name());
-        let gateway_cookies = vec![
-            config.session_cookie_name().to_string(),
-            csrf.cookie_name.clone(),
-            crate::proxy::handoff::STATE_COOKIE.to_string(),
-        ];
-        Ok(Arc::new(Core {
-            keys,
-            signer,
-            proxy: crate::proxy::Proxy::new(&config, gateway_cookies),
-            metrics: crate::metrics::Metrics::new(config.apps.len(), config.server.workers),
-            passwords: Passwords::new(&config.password_hashing)?,
-            lockout: Lockout::new(config.lockout.clone()),
-            sessions: Arc::new(Sessions::new(config.session.clone())),
-            templates: Templates::new(),
-            csrf,
-            store,
-            config,
-        }))
-    }
-
-    /// Applies an invalidation here at once and publishes it to every other instance.
-    pub async fn invalidate(&self, what: Invalidate) -> store::Result<i64> {
-        match &what {
-            Invalidate::Session(h) => self.sessions.forget_token_hash(h).await,
-            Invalidate::User(u) => self.sessions.forget_user(u).await,
-        }
-        revocation::publish(&self.store, &what).await
-    }
-
-    pub fn cookie_spec(&self) -> CookieSpec<'_> {
-        CookieSpec {
-            secure: self.config.public_is_https(),
-            domain: self.config.session.cookie_domain.as_deref(),
-        }
-    }
-
-    pub fn public_url(&self, path: &str) -> String {
-        let mut base = self
-            .config
-            .server
-            .public_url
-            .as_str()
-            .trim_end_matches('/')
-            .to_string();
-        base.push_str(path);
-        base
-    }
-}
 
 async fn not_found() -> crate::error::AppError {
     crate::error::AppError::NotFound
 }
 
-async fn healthz() -> &'static str {
-    "ok"
-}
-
-async fn readyz(State(core): State<AppState>) -> impl IntoResponse {
-    match tokio::time::timeout(Duration::from_secs(2), core.store.ping()).await {
-        Ok(Ok(())) => (StatusCode::OK, "ready"),
-        _ => (StatusCode::SERVICE_UNAVAILABLE, "database unavailable"),
-    }
-}
-
-/// The full router. Gateway pages get strict security headers and are never cached.
-pub fn router(core: AppState) -> Router {
-    let pages = crate::auth::routes()
+/// The gateway's own pages get strict security headers and are never cached.
+fn pages(routes: Router<AppState>) -> Router<AppState> {
+    routes
         .layer(SetResponseHeaderLayer::overriding(
             header::CACHE_CONTROL,
             HeaderValue::from_static("no-store"),
@@ -174,36 +39,15 @@ pub fn router(core: AppState) -> Router {
             HeaderValue::from_static(
                 "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'; base-uri 'none'",
             ),
-        ));
-    let gateway = Router::new()
-        .route("/.gatehouse/verify", get(crate::proxy::verify::get_verify))
-        .route(
-            "/.gatehouse/callback",
-            get(crate::proxy::handoff::get_callback),
-        )
-        .route(
-            "/.gatehouse/login",
-            get(crate::proxy::handoff::get_app_login),
-        )
-        .route(
-            "/.gatehouse/handoff",
-            get(crate::proxy::handoff::get_handoff),
-        )
-        .route(
-            "/.gatehouse/logout",
-            get(crate::proxy::handoff::get_logout).post(crate::proxy::handoff::post_logout),
-        )
-        .layer(SetResponseHeaderLayer::overriding(
-            header::CACHE_CONTROL,
-            HeaderValue::from_static("no-store"),
-        ));
+        ))
+}
+
+/// The full router: each feature's routes, merged.
+pub fn router(core: AppState) -> Router {
     Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(crate::metrics::get_metrics))
-        .route("/.well-known/jwks.json", get(crate::proxy::get_jwks))
-        .merge(pages)
-        .merge(gateway)
+        .merge(crate::ops::routes())
+        .merge(pages(crate::auth::routes()))
+        .merge(crate::proxy::routes())
         .fallback(not_found)
         .with_state(core)
 }

@@ -1,9 +1,11 @@
 //! Gatehouse: an SSO/OIDC identity provider and identity-aware reverse proxy in one binary.
 //!
-//! Folders follow the domain: `auth` (local sign-in, lockout, MFA, sessions), `directory`
-//! (people and their rights), `admin` (CLI), `audit`, `revocation` (ending access everywhere),
-//! `store` (all SQL), `crypto`, `config`; `app` assembles the server and `web` holds the little
-//! shared HTTP plumbing.
+//! Folders follow the domain: `auth` (local sign-in, lockout, MFA, sessions, cross-host
+//! sign-in), `proxy` (routing, access, forwarding, forward-auth), `directory` (people and their
+//! rights), `admin` (CLI), `audit`, `revocation` (ending access everywhere), `ops` (health,
+//! readiness, metrics, keys), `store` (all SQL), `crypto`, `config`. `core` is the shared state
+//! at the bottom, `app` assembles the routers and serves, and `web` holds the little shared
+//! HTTP plumbing.
 
 pub mod admin;
 pub mod app;
@@ -11,10 +13,12 @@ pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod core;
 pub mod crypto;
 pub mod directory;
 pub mod error;
 pub mod metrics;
+pub mod ops;
 pub mod proxy;
 pub mod revocation;
 pub mod store;

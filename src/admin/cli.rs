@@ -2,9 +2,9 @@
 //! non-zero with a clear message on bad input.
 
 use super::ops::{OpError, Ops, Revoked, generate_temp_password};
-use crate::app::Core;
 use crate::audit::{self, Actor};
 use crate::config::Config;
+use crate::core::Core;
 use crate::directory::parse_role_spec;
 use crate::store::{self, AuditFilter, UserRow};
 use clap::{ArgGroup, Subcommand, ValueEnum};

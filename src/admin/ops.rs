@@ -2,8 +2,8 @@
 //! validates its input, changes the store, writes an audit event with before/after, and ends
 //! sessions where the change calls for it.
 
-use crate::app::Core;
 use crate::audit::{self, Actor};
+use crate::core::Core;
 use crate::directory::{self, normalize_email, valid_email};
 use crate::revocation::{self, Invalidate};
 use crate::store::{self, NewUser, StoreError, UserRow};

@@ -2,7 +2,7 @@
 
 use super::session::Stage;
 use super::{page, session_at, stage_location, to_login};
-use crate::app::AppState;
+use crate::core::AppState;
 use crate::error::AppError;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};

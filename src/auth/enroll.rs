@@ -3,8 +3,8 @@
 
 use super::session::Stage;
 use super::{advance_location, check_csrf, page, session_at, to_login, totp};
-use crate::app::{AppState, Core};
 use crate::audit::{self, Actor};
+use crate::core::{AppState, Core};
 use crate::error::AppError;
 use crate::store::{self, UserRow};
 use crate::web::ClientInfo;

@@ -4,8 +4,8 @@ use super::lockout::Slot;
 use super::password::Verified;
 use super::session::Stage;
 use super::{advance, check_csrf, end_session, page, session_at, to_login, totp};
-use crate::app::AppState;
 use crate::audit::{self, Actor};
+use crate::core::AppState;
 use crate::directory::normalize_email;
 use crate::error::AppError;
 use crate::store::{self, UserRow};
@@ -47,7 +47,7 @@ pub async fn get_login(
         .await?
         .is_some()
     {
-        let to = crate::proxy::handoff::final_location(&core, &q.rd);
+        let to = crate::auth::handoff::final_location(&core, &q.rd);
         return Ok(super::see_other(&to, None));
     }
     Ok(page(
@@ -60,7 +60,7 @@ pub async fn get_login(
 }
 
 async fn refuse(
-    core: &crate::app::Core,
+    core: &crate::core::Core,
     headers: &HeaderMap,
     client: &ClientInfo,
     email: &str,
@@ -192,7 +192,7 @@ pub async fn post_login(
     }
 }
 
-async fn audit_lockout(core: &crate::app::Core, user: &UserRow, client: &ClientInfo) {
+async fn audit_lockout(core: &crate::core::Core, user: &UserRow, client: &ClientInfo) {
     let until = match core.config.lockout.lock_for {
         Some(d) => serde_json::json!(audit::format_time(store::now() + d.as_secs() as i64)),
         None => serde_json::json!("manual unlock"),
@@ -241,7 +241,7 @@ pub async fn get_mfa(
 
 /// Checks a TOTP code (spending its time step) or a recovery code (spending the code).
 async fn code_is_valid(
-    core: &crate::app::Core,
+    core: &crate::core::Core,
     user: &UserRow,
     code: &str,
 ) -> Result<bool, AppError> {
@@ -350,7 +350,7 @@ pub async fn post_logout(
 /// Ends the request's session (on the gateway or an app host), the sign-in it was handed off
 /// from with every sibling, and the person's seats; audited.
 pub async fn sign_out(
-    core: &crate::app::Core,
+    core: &crate::core::Core,
     headers: &HeaderMap,
     client: &ClientInfo,
 ) -> Result<(), AppError> {

@@ -4,8 +4,8 @@
 use super::password_change::policy_refusal;
 use super::session::{NewSession, Stage};
 use super::{check_csrf, page, policy_text, see_other, session_cookie};
-use crate::app::{AppState, Core};
 use crate::audit::{self, Actor};
+use crate::core::{AppState, Core};
 use crate::crypto;
 use crate::directory::{normalize_email, valid_email};
 use crate::error::AppError;

@@ -6,7 +6,7 @@
 //! the `metrics` recorder, whose Prometheus exporter renders the text. Audit events are counted
 //! through the `metrics` facade as they are recorded.
 
-use crate::app::AppState;
+use crate::core::AppState;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -260,7 +260,7 @@ fn may_read(
 }
 
 /// Hands the recorder what is read at scrape time.
-async fn publish(core: &crate::app::Core) {
+async fn publish(core: &crate::core::Core) {
     let m = &core.metrics;
     for (idx, app) in core.config.apps.iter().enumerate() {
         for o in Outcome::PROXIED {

@@ -4,10 +4,10 @@
 
 use super::IdentityNames;
 use super::headers::{encode_value, put_encoded};
-use crate::app::Core;
 use crate::audit::{self, Actor};
 use crate::auth::session::Session;
 use crate::config::app::{AppConfig, SeatOverflow};
+use crate::core::Core;
 use crate::error::AppError;
 use crate::store::{self, SeatGrant, Stamp};
 use axum::http::{HeaderName, HeaderValue};

@@ -18,8 +18,8 @@ use super::headers::{
     Fate, Known, content_length, kept_cookie_pairs, known, request_fate, sets_gateway_cookie,
     tokens,
 };
-use crate::app::Core;
 use crate::auth::session::{Session, Stage};
+use crate::core::Core;
 use crate::metrics::Outcome;
 use crate::web::h1::{Conn, Head, Next, http_date, put_header, write_response};
 use bytes::{Buf, BytesMut};

@@ -17,7 +17,7 @@
 
 use super::access::Decision;
 use super::target;
-use crate::app::{AppState, Core};
+use crate::core::{AppState, Core};
 use crate::metrics::Outcome;
 use crate::web::ClientInfo;
 use axum::extract::{ConnectInfo, Query, State};

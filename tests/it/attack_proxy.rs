@@ -1,5 +1,5 @@
-//! The proxy path from an attacker's side (issue 15, `attack-spec.md`): the same hostile
-//! request over every transport — the hand-written HTTP/1.1 relay ("fast path"), hyper serving
+//! The proxy path from an attacker's side: the same hostile request over every transport — the
+//! hand-written HTTP/1.1 relay ("fast path"), hyper serving
 //! HTTP/1.0 or a chunked HTTP/1.1 POST, HTTP/2 prior knowledge on the plain port (h2c) — with a
 //! scripted upstream that records the exact bytes it received, so that a refusal can be told
 //! from an upstream's own 400 and "the upstream saw nothing" means exactly that. Here: the

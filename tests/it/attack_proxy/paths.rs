@@ -3,11 +3,9 @@
 //! every transport (and, for a few, HTTP/2 over TLS). Two apps on one host, each with its own
 //! scripted upstream, so that a test can tell which app a request reached.
 //!
-//! The spec's layout puts `open` at `/` and `staff` at `/staff/` on `127.0.0.1:{PORT}`, but the
-//! gateway refuses an app covering `/` on its public host (and an app on another host needs a
-//! cross-host sign-in, which is the handoff under change). So `open` is at `/site/` and
-//! `staff` at `/site/staff/`: the same nesting one level down (`/site/x/../staff/x` is `open`
-//! as written, `staff` once resolved).
+//! The gateway refuses an app covering `/` on its public host, so `open` is at `/site/` and
+//! `staff` at `/site/staff/` there: an open app with a stricter one nested in it
+//! (`/site/x/../staff/x` is `open` as written, `staff` once resolved).
 
 use super::*;
 

@@ -2,7 +2,7 @@
 
 use super::*;
 
-/// The five hops of a cross-host sign-in, each with its status and `Location` (attack-spec §7).
+/// The five hops of a cross-host sign-in, each with its status and `Location`.
 /// Must hold: hop 2 goes to the app host's `/.gatehouse/login` (not straight to a callback),
 /// hop 3 binds the handoff to this browser in a host-only cookie, the callback with that cookie
 /// signs the app host in (host-only session, handoff cookie cleared) and lands on the exact

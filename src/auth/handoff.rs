@@ -16,10 +16,10 @@
 //! account), and a browser already signed in on the app host as someone else is never switched
 //! to another person silently.
 
-use crate::app::{AppState, Core};
+use super::session::{NewSession, Stage};
 use crate::audit::{self, Actor};
-use crate::auth::session::{NewSession, Stage};
 use crate::config::host_of;
+use crate::core::{AppState, Core};
 use crate::crypto;
 use crate::error::AppError;
 use crate::store;
@@ -55,7 +55,7 @@ fn encode(s: &str) -> String {
 /// Where a fully signed-in session goes next: `rd` itself, or, for an app host the session
 /// cookie does not reach, that host's sign-in start (which binds the handoff to the browser).
 pub fn final_location(core: &Core, rd: &str) -> String {
-    let target = crate::auth::safe_return(core, rd);
+    let target = super::safe_return(core, rd);
     let Ok(url) = url::Url::parse(&target) else {
         return target;
     };
@@ -105,12 +105,12 @@ pub async fn get_app_login(
     uri: axum::http::Uri,
     Query(q): Query<LoginQuery>,
 ) -> Response {
-    let host = super::request_host(&uri, &headers);
-    let path = crate::auth::local_path(&q.rd).unwrap_or_else(|| "/".into());
+    let host = crate::proxy::request_host(&uri, &headers);
+    let path = super::local_path(&q.rd).unwrap_or_else(|| "/".into());
     let scheme = core.config.server.public_url.scheme();
     if !needs_handoff(&core, &host) || !core.proxy.routes.is_app_host(&host) {
         let back = format!("{scheme}://{host}{path}");
-        return crate::auth::see_other(&super::login_url(&core, &back), None);
+        return super::see_other(&crate::proxy::login_url(&core, &back), None);
     }
     // One state per browser and app host while sign-ins are under way (several tabs share it).
     let state = crate::web::cookies::get(&headers, STATE_COOKIE)
@@ -122,7 +122,7 @@ pub async fn get_app_login(
         encode(&host),
         encode(&path)
     ));
-    crate::auth::see_other(&next, Some(state_cookie(&core, &state, STATE_TTL)))
+    super::see_other(&next, Some(state_cookie(&core, &state, STATE_TTL)))
 }
 
 #[derive(Deserialize)]
@@ -142,7 +142,7 @@ fn message(
     title: &str,
     text: &str,
 ) -> Response {
-    crate::auth::page(
+    super::page(
         core,
         headers,
         status,
@@ -159,7 +159,7 @@ pub async fn get_handoff(
     uri: axum::http::Uri,
     Query(q): Query<HandoffQuery>,
 ) -> Result<Response, AppError> {
-    if super::request_host(&uri, &headers) != core.config.public_host() {
+    if crate::proxy::request_host(&uri, &headers) != core.config.public_host() {
         return Err(AppError::NotFound);
     }
     let host = q.host.to_ascii_lowercase();
@@ -175,17 +175,17 @@ pub async fn get_handoff(
             "This sign-in link is not valid. Open the application again to sign in.",
         ));
     }
-    let rd = crate::auth::local_path(&q.rd).unwrap_or_else(|| "/".into());
+    let rd = super::local_path(&q.rd).unwrap_or_else(|| "/".into());
     let public = core.config.public_host();
-    let Some(session) = super::active_session(&core, &headers, &public).await? else {
+    let Some(session) = crate::proxy::active_session(&core, &headers, &public).await? else {
         let here = core.public_url(&format!(
             "/.gatehouse/handoff?host={}&state={}&rd={}",
             encode(&host),
             q.state,
             encode(&rd)
         ));
-        return Ok(crate::auth::see_other(
-            &super::login_url(&core, &here),
+        return Ok(super::see_other(
+            &crate::proxy::login_url(&core, &here),
             None,
         ));
     };
@@ -199,7 +199,7 @@ pub async fn get_handoff(
             store::now() + HANDOFF_TTL,
         )
         .await?;
-    Ok(crate::auth::see_other(
+    Ok(super::see_other(
         &format!(
             "{}://{host}/.gatehouse/callback?code={code}&rd={}",
             core.config.server.public_url.scheme(),
@@ -235,7 +235,7 @@ pub async fn get_callback(
     uri: axum::http::Uri,
     Query(q): Query<CallbackQuery>,
 ) -> Result<Response, AppError> {
-    let host = super::request_host(&uri, &headers);
+    let host = crate::proxy::request_host(&uri, &headers);
     let now = store::now();
     if q.code.len() != 43 {
         return Ok(expired(&core, &headers));
@@ -277,7 +277,7 @@ pub async fn get_callback(
     let ip = client.ip.to_string();
     // Signed in here already: as the same person, the new session replaces the old one; as
     // someone else, nothing changes until they sign out.
-    if let Some(existing) = crate::auth::current_session_on(&core, &headers, &host).await? {
+    if let Some(existing) = super::current_session_on(&core, &headers, &host).await? {
         if existing.user_id.to_string() != parent.user_id {
             let user = core.store.user_by_id(&parent.user_id).await?;
             let email = user.map(|u| u.email).unwrap_or_default();
@@ -303,7 +303,7 @@ pub async fn get_callback(
             ));
         }
         if existing.id.to_string() != parent.id {
-            crate::auth::end_session(&core, &existing, "replaced").await?;
+            super::end_session(&core, &existing, "replaced").await?;
         }
     }
     let amr: Vec<String> = parent
@@ -332,8 +332,8 @@ pub async fn get_callback(
         domain: None,
     };
     let cookie = crate::web::cookies::set(core.config.session_cookie_name(), &token, &spec);
-    let rd = crate::auth::local_path(&q.rd).unwrap_or_else(|| "/".into());
-    let mut r = crate::auth::see_other(&rd, Some(cookie));
+    let rd = super::local_path(&q.rd).unwrap_or_else(|| "/".into());
+    let mut r = super::see_other(&rd, Some(cookie));
     if let Ok(v) = HeaderValue::from_str(&state_cookie(&core, "", 0)) {
         r.headers_mut().append(header::SET_COOKIE, v);
     }
@@ -347,8 +347,8 @@ pub async fn get_logout(
     headers: HeaderMap,
     uri: axum::http::Uri,
 ) -> Response {
-    let host = super::request_host(&uri, &headers);
-    crate::auth::page(
+    let host = crate::proxy::request_host(&uri, &headers);
+    super::page(
         &core,
         &headers,
         axum::http::StatusCode::OK,
@@ -364,11 +364,11 @@ pub async fn post_logout(
     client: ClientInfo,
     headers: HeaderMap,
     uri: axum::http::Uri,
-    axum::extract::Form(f): axum::extract::Form<crate::auth::login::LogoutForm>,
+    axum::extract::Form(f): axum::extract::Form<super::login::LogoutForm>,
 ) -> Result<Response, AppError> {
-    crate::auth::check_csrf(&core, &headers, &f.csrf)?;
-    crate::auth::login::sign_out(&core, &headers, &client).await?;
-    let host = super::request_host(&uri, &headers);
+    super::check_csrf(&core, &headers, &f.csrf)?;
+    super::login::sign_out(&core, &headers, &client).await?;
+    let host = crate::proxy::request_host(&uri, &headers);
     // The cookie as this host got it: host-only on an app host, the configured spec on the
     // gateway's own host or under the shared cookie domain.
     let spec = if host == core.config.public_host() || cookie_domain_covers(&core, &host) {
@@ -380,8 +380,5 @@ pub async fn post_logout(
         }
     };
     let clear = crate::web::cookies::clear(core.config.session_cookie_name(), &spec);
-    Ok(crate::auth::see_other(
-        &core.public_url("/login"),
-        Some(clear),
-    ))
+    Ok(super::see_other(&core.public_url("/login"), Some(clear)))
 }

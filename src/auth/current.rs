@@ -1,0 +1,57 @@
+//! The session a request carries, on the host it was sent to.
+
+use super::session::{Session, Stage};
+use crate::core::Core;
+use crate::error::AppError;
+use crate::store::UserRow;
+use crate::web::cookies;
+use axum::http::{HeaderMap, header};
+use std::sync::Arc;
+
+/// The session behind the request's cookie, if live and valid on the host the request was
+/// sent to (`Host`, which `web::request::admit` sets on every transport).
+pub async fn current_session(
+    core: &Core,
+    headers: &HeaderMap,
+) -> Result<Option<Arc<Session>>, AppError> {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
+    current_session_on(core, headers, host).await
+}
+
+/// The session behind the request's cookie, if live and valid on `host` (see
+/// `Session::fits`).
+pub async fn current_session_on(
+    core: &Core,
+    headers: &HeaderMap,
+    host: &str,
+) -> Result<Option<Arc<Session>>, AppError> {
+    match cookies::get(headers, core.config.session_cookie_name()) {
+        Some(token) => Ok(core
+            .sessions
+            .lookup(&core.store, token)
+            .await?
+            .filter(|s| s.fits(host))),
+        None => Ok(None),
+    }
+}
+
+/// The session and its user, when the session is at `stage`.
+pub async fn session_at(
+    core: &Core,
+    headers: &HeaderMap,
+    stages: &[Stage],
+) -> Result<Option<(Arc<Session>, UserRow)>, AppError> {
+    let Some(s) = current_session(core, headers).await? else {
+        return Ok(None);
+    };
+    if !stages.contains(&s.stage) {
+        return Ok(None);
+    }
+    match core.store.user_by_id(&s.user_id.to_string()).await? {
+        Some(u) if u.status == "active" => Ok(Some((s, u))),
+        _ => Ok(None),
+    }
+}

@@ -1,0 +1,131 @@
+//! The shared state at the bottom: everything a request or a CLI command needs (config,
+//! store, keys, sessions, the proxy's tables), built once by `Core::open`. No HTTP routing
+//! here; `app` assembles the routers and serves.
+
+use crate::auth::csrf::Csrf;
+use crate::auth::lockout::Lockout;
+use crate::auth::password::Passwords;
+use crate::auth::session::Sessions;
+use crate::config::{Config, MasterKey};
+use crate::crypto::{self, Keys};
+use crate::revocation::{self, Invalidate};
+use crate::store::{self, Store};
+use crate::web::{Templates, client::TrustedProxies, cookies::CookieSpec};
+use std::sync::Arc;
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Everything a request or a CLI command needs; no HTTP types inside.
+pub struct Core {
+    pub config: Config,
+    pub store: Store,
+    pub keys: Keys,
+    pub passwords: Passwords,
+    pub lockout: Lockout,
+    pub sessions: Arc<Sessions>,
+    pub templates: Templates,
+    pub csrf: Csrf,
+    pub signer: crate::crypto::signing::Signer,
+    pub proxy: crate::proxy::Proxy,
+    pub metrics: crate::metrics::Metrics,
+}
+
+pub type AppState = Arc<Core>;
+
+impl TrustedProxies for Core {
+    fn trusted_proxies(&self) -> &[ipnet::IpNet] {
+        &self.config.server.trusted_proxies
+    }
+}
+
+/// Resolves the master key, creating the dev key file when the config allows it.
+fn master_key(config: &Config) -> Result<Vec<u8>, BoxError> {
+    match &config.secrets.master_key {
+        MasterKey::Loaded(k) => Ok(k.expose().clone()),
+        MasterKey::CreateAt(path) => {
+            let key = crypto::random_bytes::<32>();
+            let text = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, key);
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)?;
+            }
+            let mut opts = std::fs::OpenOptions::new();
+            opts.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+            std::io::Write::write_all(&mut opts.open(path)?, text.as_bytes())?;
+            tracing::warn!(
+                path = %path.display(),
+                "created a new master key file (secrets.create_if_missing); keep it safe and back it up"
+            );
+            Ok(key.to_vec())
+        }
+    }
+}
+
+impl Core {
+    /// Connects, migrates, applies config-declared roles.
+    pub async fn open(config: Config) -> Result<Arc<Core>, BoxError> {
+        let key = master_key(&config)?;
+        let store = Store::connect(
+            config.database.url.expose(),
+            config.database.max_connections,
+        )
+        .await?;
+        store.migrate().await?;
+        let now = store::now();
+        for r in &config.roles {
+            store
+                .upsert_role(&r.name, &r.seat, &r.description, now)
+                .await?;
+        }
+        let keys = Keys::new(&key);
+        let signer = crate::crypto::signing::Signer::load_or_create(&store, &keys).await?;
+        let csrf = Csrf::new(config.public_is_https(), config.session_cookie_name());
+        let gateway_cookies = vec![
+            config.session_cookie_name().to_string(),
+            csrf.cookie_name.clone(),
+            crate::auth::handoff::STATE_COOKIE.to_string(),
+        ];
+        Ok(Arc::new(Core {
+            keys,
+            signer,
+            proxy: crate::proxy::Proxy::new(&config, gateway_cookies),
+            metrics: crate::metrics::Metrics::new(config.apps.len(), config.server.workers),
+            passwords: Passwords::new(&config.password_hashing)?,
+            lockout: Lockout::new(config.lockout.clone()),
+            sessions: Arc::new(Sessions::new(config.session.clone())),
+            templates: Templates::new(),
+            csrf,
+            store,
+            config,
+        }))
+    }
+
+    /// Applies an invalidation here at once and publishes it to every other instance.
+    pub async fn invalidate(&self, what: Invalidate) -> store::Result<i64> {
+        match &what {
+            Invalidate::Session(h) => self.sessions.forget_token_hash(h).await,
+            Invalidate::User(u) => self.sessions.forget_user(u).await,
+        }
+        revocation::publish(&self.store, &what).await
+    }
+
+    pub fn cookie_spec(&self) -> CookieSpec<'_> {
+        CookieSpec {
+            secure: self.config.public_is_https(),
+            domain: self.config.session.cookie_domain.as_deref(),
+        }
+    }
+
+    pub fn public_url(&self, path: &str) -> String {
+        let mut base = self
+            .config
+            .server
+            .public_url
+            .as_str()
+            .trim_end_matches('/')
+            .to_string();
+        base.push_str(path);
+        base
+    }
+}

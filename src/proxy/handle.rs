@@ -1,0 +1,217 @@
+//! One proxied request through hyper (HTTP/2, HTTP/1.0, chunked bodies, upgrades, `https://`
+//! upstreams; the fast path is `relay`): session, access decision, refusals, the identity
+//! stamped after the client's headers are cleaned, then forwarding.
+
+use super::access::{self, AppAccess, Decision};
+use super::forward::{self, Hop, gateway_error};
+use super::headers;
+use super::request::{accepts_html, forwarded_host, login_url, original_url, sent_host};
+use crate::audit::{self, Actor};
+use crate::core::{AppState, Core};
+use crate::metrics::Outcome;
+use crate::web::client::client_ip;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+fn json_response(status: StatusCode, body: serde_json::Value) -> Response {
+    let mut r = (status, body.to_string()).into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+/// Not signed in: a browser navigation goes to sign-in (and comes back to this exact URL);
+/// anything else gets a 401 it can act on.
+fn unauthenticated(
+    core: &Core,
+    host: &str,
+    method: &Method,
+    headers: &HeaderMap,
+    uri: &axum::http::Uri,
+) -> Response {
+    let login = login_url(core, &original_url(core, host, uri));
+    if (method == Method::GET || method == Method::HEAD) && accepts_html(headers) {
+        let mut r = StatusCode::FOUND.into_response();
+        if let Ok(v) = HeaderValue::from_str(&login) {
+            r.headers_mut().insert(header::LOCATION, v);
+        }
+        r.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        return Outcome::Unauthenticated.mark(r);
+    }
+    Outcome::Unauthenticated.mark(json_response(
+        StatusCode::UNAUTHORIZED,
+        serde_json::json!({ "error": "unauthorized", "message": "Sign in first.", "login_url": login }),
+    ))
+}
+
+pub async fn audit_denied(
+    core: &Core,
+    idx: usize,
+    access: &AppAccess,
+    reason: &'static str,
+    path: &str,
+    ip: &str,
+) {
+    let key = (access.user_id().to_string(), idx, reason);
+    if core.proxy.denied_audited.contains_key(&key) {
+        return;
+    }
+    core.proxy.denied_audited.insert(key, ());
+    audit::record(
+        &core.store,
+        audit::Event {
+            action: "proxy.denied",
+            outcome: "denied",
+            actor: &Actor::user(access.user_id(), access.email()),
+            target: &core.config.apps[idx].id,
+            target_user_id: Some(access.user_id()),
+            ip,
+            details: serde_json::json!({ "reason": reason, "path": path }),
+        },
+    )
+    .await;
+}
+
+pub fn forbidden(wants_html: bool, reason: &str) -> Response {
+    let message = match reason {
+        "back_office" => "This part of the application is for staff with modify rights only.",
+        "path_rule" => "Your role does not give access to this part of the application.",
+        _ => "Your account has no access to this application. Ask an administrator for a role.",
+    };
+    Outcome::Denied.mark(gateway_error(StatusCode::FORBIDDEN, wants_html, message))
+}
+
+pub fn seats_full(frees_at: i64, licensed: u32, wants_html: bool) -> Response {
+    let wait = (frees_at - crate::store::now()).max(1);
+    let message = format!(
+        "All {licensed} licences are in use. A licence frees up when a modify user has been inactive for a while — the next one by {} (in about {} minute(s)). Try again then.",
+        audit::format_time(frees_at),
+        (wait + 59) / 60
+    );
+    let mut r = gateway_error(StatusCode::SERVICE_UNAVAILABLE, wants_html, &message);
+    if let Ok(v) = HeaderValue::from_str(&wait.to_string()) {
+        r.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    Outcome::SeatsFull.mark(r)
+}
+
+/// Adds the identity headers and the assertion (any client copies are already gone, see
+/// `headers::clean_request`).
+pub fn stamp_identity(
+    core: &Core,
+    idx: usize,
+    headers: &mut HeaderMap,
+    access: &Arc<AppAccess>,
+    session: &crate::auth::session::Session,
+) {
+    for (n, v) in access.headers(&core.proxy.names[idx]) {
+        headers.insert(n, v);
+    }
+    headers.insert(
+        core.proxy.names[idx].assertion.clone(),
+        access.assertion(core, &core.config.apps[idx], session),
+    );
+}
+
+/// One request for app `idx` (see `Proxy::route`) from `peer`, counted by its outcome.
+pub async fn handle(
+    core: AppState,
+    idx: usize,
+    peer: SocketAddr,
+    req: axum::http::Request<axum::body::Body>,
+) -> Response {
+    let r = answer(&core, idx, peer, req).await;
+    core.metrics.proxy.count(idx, Outcome::of(&r));
+    r
+}
+
+async fn answer(
+    core: &AppState,
+    idx: usize,
+    peer: SocketAddr,
+    mut req: axum::http::Request<axum::body::Body>,
+) -> Response {
+    let app = &core.config.apps[idx];
+    // Owned: the request is changed and sent on while the host is still needed.
+    let host = forwarded_host(sent_host(req.uri(), req.headers())).into_owned();
+    let host_str = host.as_str();
+    let peer = peer.ip();
+    let trusted = &core.config.server.trusted_proxies;
+    let peer_trusted = trusted.iter().any(|n| n.contains(&peer));
+    let ip = client_ip(
+        peer,
+        req.headers()
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok()),
+        trusted,
+    );
+    let wants_html = accepts_html(req.headers());
+    let session = match active_session(core, req.headers(), host_str).await {
+        Ok(s) => s,
+        Err(e) => return Outcome::Error.mark(e.into_response()),
+    };
+    let Some(session) = session else {
+        return unauthenticated(core, host_str, req.method(), req.headers(), req.uri());
+    };
+    let access = match access::decide(core, &session, idx, req.uri().path()).await {
+        Err(e) => return Outcome::Error.mark(e.into_response()),
+        Ok(None) => {
+            return unauthenticated(core, host_str, req.method(), req.headers(), req.uri());
+        }
+        Ok(Some(Decision::Deny { reason, access })) => {
+            let path = req.uri().path();
+            audit_denied(core, idx, &access, reason, path, &ip.to_string()).await;
+            return forbidden(wants_html, reason);
+        }
+        Ok(Some(Decision::SeatsFull { frees_at, licensed })) => {
+            return seats_full(frees_at, licensed, wants_html);
+        }
+        Ok(Some(Decision::Allow(access))) => access,
+    };
+    // The client's headers are cleaned before the gateway's are added, so nothing the client
+    // sends (not even a `Connection` naming them) can remove the gateway's own.
+    let upgrade = forward::take_upgrade(&mut req);
+    let headers = req.headers_mut();
+    headers::clean_request(headers, &core.proxy.strip[idx], peer_trusted);
+    stamp_identity(core, idx, headers, &access, &session);
+    headers::strip_cookies(headers, &core.proxy.gateway_cookies);
+    let proto = core.config.server.public_url.scheme();
+    let hop = Hop {
+        client_ip: ip,
+        peer_trusted,
+        proto,
+        host: &host,
+    };
+    let gateway_cookies = &core.proxy.gateway_cookies;
+    forward::forward(
+        &core.proxy.upstreams,
+        idx,
+        app,
+        req,
+        upgrade,
+        &hop,
+        gateway_cookies,
+        wants_html,
+    )
+    .await
+}
+
+/// The fully signed-in session behind the request's cookie, for a request to `host` (a
+/// session still at a sign-in step does not pass the proxy; one made for another app host
+/// does not count here).
+pub async fn active_session(
+    core: &Core,
+    headers: &HeaderMap,
+    host: &str,
+) -> Result<Option<Arc<crate::auth::session::Session>>, crate::error::AppError> {
+    Ok(crate::auth::current_session_on(core, headers, host)
+        .await?
+        .filter(|s| s.stage == crate::auth::session::Stage::Active))
+}
