@@ -65,24 +65,28 @@ pub enum Known {
 }
 
 /// Which of the `Known` names `name` is: by its length first, so most names are settled by
-/// one comparison (the proxy classifies every request and response header).
+/// one comparison (the proxy classifies every request and response header). A name that is
+/// none of them but has a `_` is compared again with `_` read as `-`: none of the known names
+/// has a `_`, so one that matches only that way is a look-alike.
 pub fn known(name: &[u8]) -> Known {
     match classify(name, |k| name.eq_ignore_ascii_case(k.as_bytes())) {
-        Known::Other if memchr::memchr(b'_', name).is_some() => {
-            let dashed = |k: &str| {
-                k.len() == name.len()
-                    && k.bytes().zip(name).all(|(k, n)| {
-                        let n = n.to_ascii_lowercase();
-                        k == n || (k == b'-' && n == b'_')
-                    })
-            };
-            match classify(name, dashed) {
+        Known::Other if name.contains(&b'_') => {
+            match classify(name, |k| dashed(name, k)) {
                 Known::Other | Known::Date | Known::Cookie | Known::SetCookie => Known::Other,
                 _ => Known::Lookalike,
             }
         }
         k => k,
     }
+}
+
+/// `name` is `k` (lower case) in any case, `_` counting as `-`.
+fn dashed(name: &[u8], k: &str) -> bool {
+    k.len() == name.len()
+        && k.bytes().zip(name).all(|(k, n)| {
+            let n = n.to_ascii_lowercase();
+            k == n || (k == b'-' && n == b'_')
+        })
 }
 
 fn classify(name: &[u8], is: impl Fn(&str) -> bool) -> Known {

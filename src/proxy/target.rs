@@ -64,52 +64,80 @@ fn is_unreserved(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
 }
 
-/// Whether a path is already canonical: no escapes, no backslash, no empty or dot segment
-/// (the common case, settled in one pass without allocating).
-fn plain(path: &str) -> bool {
-    let b = path.as_bytes();
+/// One pass over a target starting with `/`: where its path ends (at `?`, `#` or the end),
+/// where a fragment starts, and whether the path is already canonical — no escapes, no
+/// backslash, no raw non-ASCII, no empty or dot segment (the common case, settled here without
+/// allocating; the proxy reads every request's target).
+struct Scan {
+    path_end: usize,
+    fragment: Option<usize>,
+    plain: bool,
+}
+
+fn scan(b: &[u8]) -> Scan {
+    let mut plain = true;
     let mut seg_start = 1;
-    for (i, &c) in b.iter().enumerate().skip(1) {
-        match c {
-            b'%' | b'\\' | 0x80.. => return false,
+    let mut path_end = b.len();
+    let mut i = 1;
+    while i < b.len() {
+        match b[i] {
+            b'?' | b'#' => {
+                path_end = i;
+                break;
+            }
+            b'%' | b'\\' | 0x80.. => plain = false,
             b'/' => {
                 if matches!(&b[seg_start..i], b"" | b"." | b"..") {
-                    return false;
+                    plain = false;
                 }
                 seg_start = i + 1;
             }
             _ => {}
         }
+        i += 1;
     }
-    !matches!(&b[seg_start.min(b.len())..], b"." | b"..")
+    if matches!(&b[seg_start..path_end], b"." | b"..") {
+        plain = false;
+    }
+    let fragment = b[path_end..]
+        .iter()
+        .position(|c| *c == b'#')
+        .map(|p| p + path_end);
+    Scan {
+        path_end,
+        fragment,
+        plain,
+    }
 }
 
 /// The canonical form of an origin-form request target (path and optional query; a fragment
 /// is cut). Borrowed when the target is canonical already.
 pub fn canonical(target: &str) -> Result<Cow<'_, str>, Refused> {
-    let (target, cut) = match target.find('#') {
-        Some(i) => (&target[..i], true),
-        None => (target, false),
-    };
-    let (path, query) = match target.find('?') {
-        Some(i) => (&target[..i], Some(&target[i..])),
-        None => (target, None),
-    };
-    if !path.starts_with('/') {
+    canonical_split(target).map(|(t, _)| t)
+}
+
+/// As `canonical`, with where the canonical target's path ends (its query starts).
+pub fn canonical_split(target: &str) -> Result<(Cow<'_, str>, usize), Refused> {
+    if !target.starts_with('/') {
         return Err(Refused::NotOriginForm);
     }
-    if plain(path) {
-        return Ok(if cut {
-            Cow::Owned(target.to_string())
-        } else {
-            Cow::Borrowed(target)
-        });
+    let Scan {
+        path_end,
+        fragment,
+        plain,
+    } = scan(target.as_bytes());
+    let target = &target[..fragment.unwrap_or(target.len())];
+    if plain {
+        let t = match fragment {
+            Some(_) => Cow::Owned(target.to_string()),
+            None => Cow::Borrowed(target),
+        };
+        return Ok((t, path_end));
     }
-    let mut out = canonical_path(path)?;
-    if let Some(q) = query {
-        out.push_str(q);
-    }
-    Ok(Cow::Owned(out))
+    let mut out = canonical_path(&target[..path_end])?;
+    let end = out.len();
+    out.push_str(&target[path_end..]);
+    Ok((Cow::Owned(out), end))
 }
 
 /// Decodes what means the same either way, refuses what is ambiguous, resolves segments.
@@ -249,6 +277,20 @@ mod tests {
             "/a/b?q=1",
         ] {
             assert!(matches!(canonical(t), Ok(Cow::Borrowed(_))), "{t}");
+        }
+    }
+
+    #[test]
+    fn the_path_end_is_where_the_canonical_query_starts() {
+        for (raw, want, end) in [
+            ("/a/b?q=1", "/a/b?q=1", 4),
+            ("/a/b", "/a/b", 4),
+            ("/x/../a?q=/..", "/a?q=/..", 2),
+            ("/a#f?x", "/a", 2),
+            ("/%61/?#", "/a/?", 3),
+        ] {
+            let (t, e) = canonical_split(raw).unwrap();
+            assert_eq!((t.as_ref(), e), (want, end), "{raw}");
         }
     }
 

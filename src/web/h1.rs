@@ -217,7 +217,7 @@ fn parse(buf: &[u8], scratch: &mut Scratch) -> Parsed {
     }
     // Routing, rules and the upstream all see the canonical target (`proxy::target`); one
     // that must be refused is refused by hyper's path, the same way for every transport.
-    let Ok(target) = crate::proxy::target::canonical(path) else {
+    let Ok((target, path_end)) = crate::proxy::target::canonical_split(path) else {
         return Parsed::Hyper;
     };
     let text = &mut scratch.text;
@@ -229,7 +229,7 @@ fn parse(buf: &[u8], scratch: &mut Scratch) -> Parsed {
             bytes: Bytes::new(),
             method,
             text: std::mem::take(text),
-            path_end: target.find('?').unwrap_or(target.len()) as u32,
+            path_end: path_end as u32,
             target_end: target.len() as u32,
             headers: std::mem::take(spans),
             content_length,
