@@ -1,0 +1,153 @@
+//! `gatehouse admin user …`.
+
+use super::Out;
+use super::args::UserCommand;
+use super::{read_stdin_password, revoked_text, user_json};
+use crate::admin::ops::generate_temp_password;
+use crate::admin::ops::{OpError, Ops};
+use crate::core::Core;
+use crate::directory::parse_role_spec;
+use serde_json::json;
+
+pub async fn execute(core: &Core, ops: &Ops<'_>, cmd: UserCommand) -> Result<Out, OpError> {
+    Ok(match cmd {
+        UserCommand::Create {
+            email,
+            name,
+            roles,
+            password_stdin,
+        } => {
+            let roles: Vec<(String, String)> = roles.iter().map(|r| parse_role_spec(r)).collect();
+            let password = if password_stdin {
+                Some(read_stdin_password()?)
+            } else {
+                None
+            };
+            let user = ops
+                .create_user(&email, &name, &roles, password.as_deref(), false)
+                .await?;
+            let j = user_json(core, ops, &user).await?;
+            let hint = if password.is_none() {
+                "\n  no password yet: give one with `gatehouse admin user set-temp-password`"
+            } else {
+                ""
+            };
+            Out {
+                text: format!("created user {} ({}){hint}", user.email, user.id),
+                json: j,
+            }
+        }
+        UserCommand::List => {
+            let users = core.store.list_users().await?;
+            let mut list = Vec::new();
+            let mut text = String::new();
+            for u in &users {
+                let j = user_json(core, ops, u).await?;
+                text.push_str(&format!(
+                    "{:<40} {:<13} mfa={:<5} roles={}\n",
+                    u.email,
+                    ops.display_status(u),
+                    u.totp_secret.is_some(),
+                    j["roles"]
+                        .as_array()
+                        .map(|a| a
+                            .iter()
+                            .map(|g| format!(
+                                "{}@{}",
+                                g["role"].as_str().unwrap_or(""),
+                                g["app"].as_str().unwrap_or("")
+                            ))
+                            .collect::<Vec<_>>()
+                            .join(","))
+                        .unwrap_or_default()
+                ));
+                list.push(j);
+            }
+            text.push_str(&format!("{} user(s)", users.len()));
+            Out {
+                json: json!(list),
+                text,
+            }
+        }
+        UserCommand::Show(a) => {
+            let user = ops.user(&a.email).await?;
+            let j = user_json(core, ops, &user).await?;
+            Out {
+                text: serde_json::to_string_pretty(&j).unwrap_or_default(),
+                json: j,
+            }
+        }
+        UserCommand::Block(a) => {
+            let (u, r) = ops.set_status(&a.email, "blocked").await?;
+            Out {
+                text: format!("blocked {}; {}", u.email, revoked_text(&r)),
+                json: json!({ "email": u.email, "status": "blocked", "revoked": r }),
+            }
+        }
+        UserCommand::Unblock(a) => {
+            let (u, _) = ops.set_status(&a.email, "active").await?;
+            Out {
+                text: format!("unblocked {}", u.email),
+                json: json!({ "email": u.email, "status": ops.display_status(&u) }),
+            }
+        }
+        UserCommand::Unlock(a) => {
+            let u = ops.unlock(&a.email).await?;
+            Out {
+                text: format!("unlocked {}", u.email),
+                json: json!({ "email": u.email, "status": ops.display_status(&u) }),
+            }
+        }
+        UserCommand::ResetMfa(a) => {
+            let (u, r) = ops.reset_mfa(&a.email).await?;
+            Out {
+                text: format!("reset MFA of {}; {}", u.email, revoked_text(&r)),
+                json: json!({ "email": u.email, "mfa": false, "revoked": r }),
+            }
+        }
+        UserCommand::SetTempPassword {
+            email,
+            password_stdin,
+        } => {
+            let (password, generated) = if password_stdin {
+                (read_stdin_password()?, false)
+            } else {
+                (generate_temp_password(), true)
+            };
+            let r = ops.set_temp_password(&email, &password).await?;
+            let shown = if generated {
+                Some(password.clone())
+            } else {
+                None
+            };
+            Out {
+                text: match &shown {
+                    Some(p) => format!(
+                        "temporary password for {email}: {p}\n  (shown once; it must be changed at the next sign-in; {})",
+                        revoked_text(&r)
+                    ),
+                    None => format!("temporary password set for {email}; {}", revoked_text(&r)),
+                },
+                json: json!({ "email": email.trim(), "temporary_password": shown, "must_change": true, "revoked": r }),
+            }
+        }
+        UserCommand::Anonymize(a) => {
+            let (pseudonym, r) = ops.anonymize(&a.email).await?;
+            Out {
+                text: format!(
+                    "anonymized {} as {pseudonym}; {}",
+                    a.email.trim(),
+                    revoked_text(&r)
+                ),
+                json: json!({ "pseudonym": pseudonym, "revoked": r }),
+            }
+        }
+        UserCommand::Delete(a) => {
+            let r = ops.delete(&a.email).await?;
+            Out {
+                text: format!("deleted {}; {}", a.email.trim(), revoked_text(&r)),
+                json: json!({ "email": a.email.trim(), "deleted": true, "revoked": r }),
+            }
+        }
+    })
+}
