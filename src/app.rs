@@ -202,7 +202,7 @@ pub async fn serve(config: Config) -> Result<(), BoxError> {
     let instance_id = uuid::Uuid::now_v7().to_string();
     let follower = tokio::spawn(revocation::follow(
         core.store.clone(),
-        core.sessions.clone(),
+        core.revocation.clone(),
         instance_id,
         stop_rx,
     ));

@@ -23,6 +23,8 @@ pub struct Core {
     pub passwords: Passwords,
     pub lockout: Lockout,
     pub sessions: Arc<Sessions>,
+    /// Everything that invalidations clear on this instance (the session cache for now).
+    pub revocation: revocation::Bus,
     pub templates: Templates,
     pub csrf: Csrf,
     pub signer: crate::crypto::signing::Signer,
@@ -81,6 +83,7 @@ impl Core {
         let keys = Keys::new(&key);
         let signer = crate::crypto::signing::Signer::load_or_create(&store, &keys).await?;
         let csrf = Csrf::new(config.public_is_https(), config.session_cookie_name());
+        let sessions = Arc::new(Sessions::new(config.session.clone()));
         let gateway_cookies = vec![
             config.session_cookie_name().to_string(),
             csrf.cookie_name.clone(),
@@ -93,7 +96,8 @@ impl Core {
             metrics: crate::metrics::Metrics::new(config.apps.len(), config.server.workers),
             passwords: Passwords::new(&config.password_hashing)?,
             lockout: Lockout::new(config.lockout.clone()),
-            sessions: Arc::new(Sessions::new(config.session.clone())),
+            revocation: revocation::Bus::new(vec![sessions.clone()]),
+            sessions,
             templates: Templates::new(),
             csrf,
             store,
@@ -103,10 +107,7 @@ impl Core {
 
     /// Applies an invalidation here at once and publishes it to every other instance.
     pub async fn invalidate(&self, what: Invalidate) -> store::Result<i64> {
-        match &what {
-            Invalidate::Session(h) => self.sessions.forget_token_hash(h).await,
-            Invalidate::User(u) => self.sessions.forget_user(u).await,
-        }
+        self.revocation.apply(&what).await;
         revocation::publish(&self.store, &what).await
     }
 

@@ -354,6 +354,21 @@ impl Sessions {
     }
 }
 
+/// The session cache clears what every invalidation names (see `revocation::Bus`).
+impl crate::revocation::Subscriber for Sessions {
+    fn apply<'a>(
+        &'a self,
+        what: &'a crate::revocation::Invalidate,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>> {
+        Box::pin(async move {
+            match what {
+                crate::revocation::Invalidate::Session(h) => self.forget_token_hash(h).await,
+                crate::revocation::Invalidate::User(u) => self.forget_user(u).await,
+            }
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

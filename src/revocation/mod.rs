@@ -3,9 +3,14 @@
 //! `invalidations` table a few times a second and records how far it has applied them, so a
 //! writer — the admin CLI in another process, say — can wait until every live instance has
 //! acted before it reports success.
+//!
+//! Whatever holds state that an invalidation must clear subscribes to the `Bus` (the session
+//! cache now; issued tokens, access caches and outgoing back-channel logouts as they come):
+//! an invalidation, made here or read from the table, is dispatched once, to every subscriber.
 
-use crate::auth::session::Sessions;
 use crate::store::{self, Store};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,19 +28,46 @@ pub enum Invalidate {
 }
 
 impl Invalidate {
+    /// How the invalidations table spells it.
     fn parts(&self) -> (&'static str, &str) {
         match self {
             Invalidate::Session(h) => ("session", h),
             Invalidate::User(u) => ("user", u),
         }
     }
+
+    /// A row of the invalidations table read back (`None` for a kind this version does not
+    /// know, written by a newer instance).
+    fn parse(kind: &str, key: &str) -> Option<Invalidate> {
+        match kind {
+            "session" => Some(Invalidate::Session(key.to_string())),
+            "user" => Some(Invalidate::User(key.to_string())),
+            _ => None,
+        }
+    }
 }
 
-pub async fn apply(sessions: &Sessions, kind: &str, key: &str) {
-    match kind {
-        "session" => sessions.forget_token_hash(key).await,
-        "user" => sessions.forget_user(key).await,
-        other => tracing::warn!(kind = other, "unknown invalidation kind ignored"),
+/// A holder of state that invalidations clear.
+pub trait Subscriber: Send + Sync {
+    fn apply<'a>(&'a self, what: &'a Invalidate) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
+}
+
+/// Every subscriber of this instance, to which each invalidation is dispatched once.
+#[derive(Clone, Default)]
+pub struct Bus {
+    subscribers: Vec<Arc<dyn Subscriber>>,
+}
+
+impl Bus {
+    pub fn new(subscribers: Vec<Arc<dyn Subscriber>>) -> Bus {
+        Bus { subscribers }
+    }
+
+    /// Applies `what` here, to every subscriber.
+    pub async fn apply(&self, what: &Invalidate) {
+        for s in &self.subscribers {
+            s.apply(what).await;
+        }
     }
 }
 
@@ -63,7 +95,7 @@ pub async fn await_instances(store: &Store, id: i64, timeout: Duration) -> store
 /// The per-instance follower: applies new invalidations and heartbeats its cursor.
 pub async fn follow(
     store: Store,
-    sessions: Arc<Sessions>,
+    bus: Bus,
     instance_id: String,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
@@ -80,7 +112,12 @@ pub async fn follow(
         match store.invalidations_after(cursor).await {
             Ok(items) => {
                 for inv in &items {
-                    apply(&sessions, &inv.kind, &inv.key).await;
+                    match Invalidate::parse(&inv.kind, &inv.key) {
+                        Some(what) => bus.apply(&what).await,
+                        None => {
+                            tracing::warn!(kind = %inv.kind, "unknown invalidation kind ignored")
+                        }
+                    }
                     cursor = inv.id;
                 }
                 let now = store::now();
@@ -103,4 +140,49 @@ pub async fn follow(
         }
     }
     let _ = store.remove_instance(&instance_id).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    #[derive(Default)]
+    struct Recorder(Mutex<Vec<String>>);
+
+    impl Subscriber for Recorder {
+        fn apply<'a>(
+            &'a self,
+            what: &'a Invalidate,
+        ) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
+            Box::pin(async move {
+                let (kind, key) = what.parts();
+                self.0.lock().unwrap().push(format!("{kind}:{key}"));
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn every_subscriber_gets_each_invalidation_once() {
+        let (a, b) = (Arc::new(Recorder::default()), Arc::new(Recorder::default()));
+        let bus = Bus::new(vec![a.clone(), b.clone()]);
+        bus.apply(&Invalidate::User("u1".into())).await;
+        bus.apply(&Invalidate::Session("h1".into())).await;
+        for r in [&a, &b] {
+            assert_eq!(*r.0.lock().unwrap(), ["user:u1", "session:h1"]);
+        }
+    }
+
+    #[test]
+    fn table_rows_read_back_as_what_was_written() {
+        for what in [
+            Invalidate::User("u".into()),
+            Invalidate::Session("h".into()),
+        ] {
+            let (kind, key) = what.parts();
+            let back = Invalidate::parse(kind, key).unwrap();
+            assert_eq!(back.parts(), (kind, key));
+        }
+        assert!(Invalidate::parse("token", "x").is_none());
+    }
 }
