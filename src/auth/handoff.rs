@@ -24,7 +24,8 @@ use crate::crypto;
 use crate::error::AppError;
 use crate::store;
 use crate::web::ClientInfo;
-use axum::extract::{Query, State};
+use crate::web::extract::Query;
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use serde::Deserialize;
@@ -364,7 +365,7 @@ pub async fn post_logout(
     client: ClientInfo,
     headers: HeaderMap,
     uri: axum::http::Uri,
-    axum::extract::Form(f): axum::extract::Form<super::login::LogoutForm>,
+    crate::web::extract::Form(f): crate::web::extract::Form<super::login::LogoutForm>,
 ) -> Result<Response, AppError> {
     super::check_csrf(&core, &headers, &f.csrf)?;
     super::login::sign_out(&core, &headers, &client).await?;

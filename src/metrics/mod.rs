@@ -224,14 +224,13 @@ pub async fn get_metrics(State(core): State<AppState>, req: Request) -> Response
         peer.map(|c| c.0.ip()),
         xff.and_then(|v| v.to_str().ok()),
     ) {
-        return (
+        return crate::error::json(
             StatusCode::FORBIDDEN,
-            "metrics are served only to the addresses in server.metrics_allow\n",
-        )
-            .into_response();
+            "Metrics are served only to the addresses in server.metrics_allow.",
+        );
     }
     let Some(handle) = core.metrics.handle.get() else {
-        return (StatusCode::SERVICE_UNAVAILABLE, "no metrics recorder\n").into_response();
+        return crate::error::json(StatusCode::SERVICE_UNAVAILABLE, "No metrics recorder.");
     };
     publish(&core).await;
     handle.run_upkeep();

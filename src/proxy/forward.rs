@@ -301,31 +301,10 @@ fn set_forwarded(headers: &mut HeaderMap, hop: &Hop) {
     }
 }
 
+/// An error answered by the gateway itself, as a browser or an API client reads it (one
+/// renderer for every such body: `crate::error`).
 pub fn gateway_error(status: StatusCode, wants_html: bool, message: &str) -> Response<Body> {
-    let mut r = if wants_html {
-        Response::new(Body::from(format!(
-            "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{} · Gatehouse</title></head>\
-             <body><main><h1>{}</h1><p>{message}</p></main></body></html>",
-            status.as_u16(),
-            status.canonical_reason().unwrap_or("Error")
-        )))
-    } else {
-        Response::new(Body::from(
-            serde_json::json!({ "error": status.canonical_reason().unwrap_or("error"), "message": message }).to_string(),
-        ))
-    };
-    *r.status_mut() = status;
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(if wants_html {
-            "text/html; charset=utf-8"
-        } else {
-            "application/json"
-        }),
-    );
-    r.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    r
+    crate::error::render(status, wants_html, message)
 }
 
 /// `504`, logged: app `app`'s upstream did not answer within its `timeout`.

@@ -15,17 +15,6 @@ use axum::response::{IntoResponse, Response};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-fn json_response(status: StatusCode, body: serde_json::Value) -> Response {
-    let mut r = (status, body.to_string()).into_response();
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    r.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    r
-}
-
 /// Not signed in: a browser navigation goes to sign-in (and comes back to this exact URL);
 /// anything else gets a 401 it can act on.
 fn unauthenticated(
@@ -45,7 +34,7 @@ fn unauthenticated(
             .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         return Outcome::Unauthenticated.mark(r);
     }
-    Outcome::Unauthenticated.mark(json_response(
+    Outcome::Unauthenticated.mark(crate::error::json_body(
         StatusCode::UNAUTHORIZED,
         serde_json::json!({ "error": "unauthorized", "message": "Sign in first.", "login_url": login }),
     ))

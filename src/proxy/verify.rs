@@ -20,7 +20,8 @@ use super::target;
 use crate::core::{AppState, Core};
 use crate::metrics::Outcome;
 use crate::web::ClientInfo;
-use axum::extract::{ConnectInfo, Query, State};
+use crate::web::extract::Query;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -155,21 +156,11 @@ fn original(
 }
 
 fn status(code: StatusCode, message: &str) -> Response {
-    json(
-        code,
-        serde_json::json!({ "error": code.canonical_reason(), "message": message }),
-    )
+    crate::error::json(code, message)
 }
 
 fn json(code: StatusCode, body: serde_json::Value) -> Response {
-    let mut r = (code, body.to_string()).into_response();
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    r.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    r
+    crate::error::json_body(code, body)
 }
 
 /// The caller is one of `[server] trusted_proxies` (an unknown peer never is).

@@ -3,6 +3,7 @@
 
 pub mod client;
 pub mod cookies;
+pub mod extract;
 pub mod h1;
 pub mod request;
 pub mod server;

@@ -492,3 +492,26 @@ async fn secrets_never_reach_the_logs() {
         assert!(!logs.contains(secret), "a secret reached the logs");
     }
 }
+
+/// A form the gateway cannot read (here: a JSON body posted to the sign-in form) gets the
+/// gateway's own `400` page, never the form decoder's text (which names its internals).
+#[tokio::test]
+async fn unreadable_forms_get_the_gateways_own_400() {
+    let server = Server::start();
+    let r = reqwest::Client::new()
+        .post(format!("{}/login", server.base))
+        .header("content-type", "application/json")
+        .body(r#"{"email": "a@example.com"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let body = r.text().await.unwrap();
+    assert!(body.contains("The form could not be read"), "{body}");
+    for leak in ["Content-Type", "urlencoded", "deserialize", "Form requests"] {
+        assert!(
+            !body.contains(leak),
+            "decoder text {leak:?} reached the client: {body}"
+        );
+    }
+}
