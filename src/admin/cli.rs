@@ -5,7 +5,7 @@ use super::ops::{OpError, Ops, Revoked, generate_temp_password};
 use crate::audit::{self, Actor};
 use crate::config::Config;
 use crate::core::Core;
-use crate::directory::parse_role_spec;
+use crate::directory::{UserStatus, parse_role_spec};
 use crate::store::{self, AuditFilter, UserRow};
 use clap::{ArgGroup, Subcommand, ValueEnum};
 use serde_json::{Value, json};
@@ -296,14 +296,15 @@ async fn execute(core: &Core, cmd: AdminCommand) -> Result<Out, OpError> {
                 }
             }
             UserCommand::Block(a) => {
-                let (u, r) = ops.set_status(&a.email, "blocked").await?;
+                let blocked = UserStatus::Blocked;
+                let (u, r) = ops.set_status(&a.email, blocked).await?;
                 Out {
                     text: format!("blocked {}; {}", u.email, revoked_text(&r)),
-                    json: json!({ "email": u.email, "status": "blocked", "revoked": r }),
+                    json: json!({ "email": u.email, "status": blocked.as_str(), "revoked": r }),
                 }
             }
             UserCommand::Unblock(a) => {
-                let (u, _) = ops.set_status(&a.email, "active").await?;
+                let (u, _) = ops.set_status(&a.email, UserStatus::Active).await?;
                 Out {
                     text: format!("unblocked {}", u.email),
                     json: json!({ "email": u.email, "status": ops.display_status(&u) }),

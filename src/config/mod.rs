@@ -317,7 +317,7 @@ fn read(root: &Section, path: &Path) -> Config {
             s.problem("name", "required: 1-64 of a-z, 0-9, '-', '_'");
         }
         let seat = s.string("seat", "limited");
-        if seat != "limited" && seat != "modify" {
+        if crate::directory::SeatKind::parse(&seat).is_none() {
             s.problem("seat", "must be \"limited\" or \"modify\"");
         }
         roles.push(RoleConfig {
