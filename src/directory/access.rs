@@ -173,16 +173,17 @@ pub fn glob_match(pattern: &str, path: &str) -> bool {
     {
         return true;
     }
-    let parts: Vec<&str> = pattern.split('*').collect();
-    if parts.len() == 1 {
+    // Split in place (no list of parts): this runs per request and rule.
+    let mut parts = pattern.split('*');
+    let first = parts.next().unwrap_or("");
+    let Some(last) = parts.next_back() else {
         return pattern == path;
-    }
-    let (first, last) = (parts[0], parts[parts.len() - 1]);
+    };
     if !path.starts_with(first) || path.len() < first.len() + last.len() || !path.ends_with(last) {
         return false;
     }
     let mut rest = &path[first.len()..path.len() - last.len()];
-    for mid in &parts[1..parts.len() - 1] {
+    for mid in parts {
         match rest.find(mid) {
             Some(i) => rest = &rest[i + mid.len()..],
             None => return false,
@@ -429,5 +430,16 @@ mod tests {
         assert!(glob_match("/exact", "/exact"));
         assert!(!glob_match("/exact", "/exact/more"));
         assert!(glob_match("/admin/*", "/admin"));
+        // Every shape of pattern: no star, one, several, leading, trailing, doubled.
+        assert!(glob_match("*", "") && glob_match("*", "/any/thing"));
+        assert!(glob_match("/a*", "/a") && glob_match("/a*", "/abc") && !glob_match("/a*", "/b"));
+        assert!(glob_match("*/end", "/x/end") && !glob_match("*/end", "/x/end/"));
+        assert!(glob_match("/a/*/b/*/c", "/a/1/b/2/c"));
+        assert!(!glob_match("/a/*/b/*/c", "/a/1/c/2/b"));
+        assert!(!glob_match("/a*b*c", "/abc/x") && glob_match("/a*b*c", "/a-b-c"));
+        // The start and the end may not share characters.
+        assert!(!glob_match("/ab*ba", "/aba") && glob_match("/ab*ba", "/abba"));
+        assert!(glob_match("/x/**", "/x/") && glob_match("/x/**", "/x/y/z"));
+        assert!(!glob_match("", "/") && glob_match("", ""));
     }
 }

@@ -292,7 +292,8 @@ pub enum Verdict {
 }
 
 /// Roles, per-path rules, back-office paths (`directory::path_refusal`) and seats, for one
-/// request. Runs per request (`AppAccess` is built once per session and app).
+/// request. Runs per request (`AppAccess` is built once per session and app) and allocates
+/// nothing, unless the path has a loose reading of its own to make.
 pub async fn judge(
     core: &Core,
     access: &AppAccess,
