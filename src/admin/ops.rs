@@ -4,7 +4,7 @@
 
 use crate::audit::{self, Actor};
 use crate::core::Core;
-use crate::directory::{self, normalize_email, valid_email};
+use crate::directory::{self, SeatKind, UserStatus, normalize_email, valid_email};
 use crate::revocation::{self, Invalidate};
 use crate::store::{self, NewUser, StoreError, UserRow};
 use serde_json::json;
@@ -146,7 +146,7 @@ impl Ops<'_> {
                     email,
                     email_normalized: &normalize_email(email),
                     name: name.trim(),
-                    status: "active",
+                    status: UserStatus::Active.as_str(),
                     password_hash: hash.as_deref(),
                     password_must_change: must_change,
                 },
@@ -169,24 +169,28 @@ impl Ops<'_> {
             "user.create",
             email,
             Some(&id),
-            json!({ "after": { "email": email, "name": name.trim(), "status": "active", "roles": roles_json, "password_set": password.is_some() } }),
+            json!({ "after": { "email": email, "name": name.trim(), "status": UserStatus::Active.as_str(), "roles": roles_json, "password_set": password.is_some() } }),
         )
         .await;
         self.user(email).await
     }
 
-    pub async fn set_status(&self, email: &str, status: &str) -> OpResult<(UserRow, Revoked)> {
+    pub async fn set_status(
+        &self,
+        email: &str,
+        status: UserStatus,
+    ) -> OpResult<(UserRow, Revoked)> {
         let user = self.user(email).await?;
         self.core
             .store
-            .set_user_status(&user.id, status, store::now())
+            .set_user_status(&user.id, status.as_str(), store::now())
             .await?;
-        let revoked = if status == "active" {
+        let revoked = if status == UserStatus::Active {
             Revoked::default()
         } else {
-            self.end_sessions(&user, status).await?
+            self.end_sessions(&user, status.as_str()).await?
         };
-        let action = if status == "active" {
+        let action = if status == UserStatus::Active {
             "user.unblock"
         } else {
             "user.block"
@@ -195,7 +199,7 @@ impl Ops<'_> {
             action,
             &user.email,
             Some(&user.id),
-            json!({ "before": { "status": user.status }, "after": { "status": status }, "sessions_ended": revoked.sessions }),
+            json!({ "before": { "status": user.status }, "after": { "status": status.as_str() }, "sessions_ended": revoked.sessions }),
         )
         .await;
         Ok((self.user(email).await?, revoked))
@@ -292,7 +296,7 @@ impl Ops<'_> {
                 "--name: 1-64 of a-z, 0-9, '-', '_'".into(),
             ));
         }
-        if seat != "limited" && seat != "modify" {
+        if SeatKind::parse(seat).is_none() {
             return Err(OpError::Invalid("--seat: must be limited or modify".into()));
         }
         match self

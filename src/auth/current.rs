@@ -2,6 +2,7 @@
 
 use super::session::{Session, Stage};
 use crate::core::Core;
+use crate::directory::UserStatus;
 use crate::error::AppError;
 use crate::store::UserRow;
 use crate::web::cookies;
@@ -51,7 +52,7 @@ pub async fn session_at(
         return Ok(None);
     }
     match core.store.user_by_id(&s.user_id.to_string()).await? {
-        Some(u) if u.status == "active" => Ok(Some((s, u))),
+        Some(u) if UserStatus::is_active(&u.status) => Ok(Some((s, u))),
         _ => Ok(None),
     }
 }

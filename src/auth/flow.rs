@@ -6,6 +6,7 @@ use super::return_url::{safe_return, with_rd};
 use super::session::{NewSession, Session, Stage};
 use crate::audit::{self, Actor};
 use crate::core::Core;
+use crate::directory::{self, Grants};
 use crate::error::AppError;
 use crate::revocation::Invalidate;
 use crate::store::UserRow;
@@ -33,7 +34,8 @@ pub async fn next_stage(core: &Core, user: &UserRow, amr: &[String]) -> Result<S
     }
     if user.totp_secret.is_none() {
         let grants = core.store.grants_of(&user.id).await?;
-        if crate::directory::mfa_required(&grants, &core.config.mfa.required_for_roles) {
+        let required_for = &core.config.mfa.required_for_roles;
+        if directory::mfa_required(Grants::of_user(&grants), required_for) {
             return Ok(Stage::MfaEnroll);
         }
     }

@@ -6,7 +6,7 @@ use super::session::Stage;
 use super::{advance, check_csrf, end_session, page, session_at, to_login, totp};
 use crate::audit::{self, Actor};
 use crate::core::AppState;
-use crate::directory::normalize_email;
+use crate::directory::{UserStatus, normalize_email};
 use crate::error::AppError;
 use crate::store::{self, UserRow};
 use crate::web::ClientInfo;
@@ -127,7 +127,7 @@ pub async fn post_login(
         )
         .await);
     };
-    if user.status != "active" {
+    if !UserStatus::is_active(&user.status) {
         let _ = core.passwords.verify(&f.password, None).await;
         let reason = format!("status_{}", user.status);
         return Ok(refuse(

@@ -7,7 +7,7 @@ use super::{check_csrf, page, policy_text, see_other, session_cookie};
 use crate::audit::{self, Actor};
 use crate::core::{AppState, Core};
 use crate::crypto;
-use crate::directory::{normalize_email, valid_email};
+use crate::directory::{UserStatus, normalize_email, valid_email};
 use crate::error::AppError;
 use crate::store::{self, NewUser};
 use crate::web::ClientInfo;
@@ -128,7 +128,7 @@ pub async fn post_setup(
                 email: &email,
                 email_normalized: &normalize_email(&email),
                 name: f.name.trim(),
-                status: "active",
+                status: UserStatus::Active.as_str(),
                 password_hash: Some(&hash),
                 password_must_change: false,
             },

@@ -243,8 +243,8 @@ fn read(root: &Section, path: &Path) -> Config {
         if !valid_name(&name) {
             s.problem("name", "required: 1-64 of a-z, 0-9, '-', '_'");
         }
-        let seat = s.string("seat", "limited");
-        if seat != "limited" && seat != "modify" {
+        let seat = s.string("seat", crate::directory::SeatKind::Limited.as_str());
+        if crate::directory::SeatKind::parse(&seat).is_none() {
             s.problem("seat", "must be \"limited\" or \"modify\"");
         }
         roles.push(RoleConfig {

@@ -1,4 +1,6 @@
-//! Where access to an app is decided: roles, per-path rules, back-office paths, modify seats.
+//! Where access to an app is decided for a session: the rules of `directory` (roles, admission,
+//! per-path rules, back-office paths) applied to the user's grants, and the modify-seat meter
+//! (a database row lock, so it lives here).
 //! Also prepares, once per session and app, who the user is and the signed assertion (and, once
 //! per connection, the identity header lines), so the hot path only copies prepared bytes.
 
@@ -8,6 +10,7 @@ use crate::audit::{self, Actor};
 use crate::auth::session::Session;
 use crate::config::app::{AppConfig, SeatOverflow};
 use crate::core::Core;
+use crate::directory::{self, DenyReason, Grants, Readings, SeatKind, UserStatus};
 use crate::error::AppError;
 use crate::store::{self, SeatGrant, Stamp};
 use axum::http::{HeaderName, HeaderValue};
@@ -21,21 +24,6 @@ const ASSERTION_RENEW: i64 = 60;
 /// when `seat_idle_timeout` is under two minutes: every half of it).
 const SEAT_REFRESH: i64 = 60;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Seat {
-    Limited,
-    Modify,
-}
-
-impl Seat {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Seat::Limited => "limited",
-            Seat::Modify => "modify",
-        }
-    }
-}
-
 /// What one session may do on one app, and who it is.
 ///
 /// One of these lives per session and app, so it is kept compact: the user's id, email, name
@@ -45,7 +33,7 @@ pub struct AppAccess {
     text: Box<str>,
     /// Where the id, the email and the name end in `text`.
     ends: [u32; 3],
-    pub seat: Seat,
+    pub seat: SeatKind,
     /// Holds one of the app's `allow_roles`.
     pub admitted: bool,
     /// The signed assertion and its expiry, while held (see `KeptAssertions`).
@@ -68,7 +56,7 @@ impl std::fmt::Debug for AppAccess {
 pub enum Decision {
     Allow(Arc<AppAccess>),
     Deny {
-        reason: &'static str,
+        reason: DenyReason,
         access: Arc<AppAccess>,
     },
     SeatsFull {
@@ -77,66 +65,25 @@ pub enum Decision {
     },
 }
 
-/// `*` matches any run of characters (slashes included); everything else literally.
-/// `/admin/*` also covers `/admin` itself.
-pub fn glob_match(pattern: &str, path: &str) -> bool {
-    if let Some(base) = pattern.strip_suffix("/*")
-        && path == base
-    {
-        return true;
-    }
-    let parts: Vec<&str> = pattern.split('*').collect();
-    if parts.len() == 1 {
-        return pattern == path;
-    }
-    let (first, last) = (parts[0], parts[parts.len() - 1]);
-    if !path.starts_with(first) || path.len() < first.len() + last.len() || !path.ends_with(last) {
-        return false;
-    }
-    let mut rest = &path[first.len()..path.len() - last.len()];
-    for mid in &parts[1..parts.len() - 1] {
-        match rest.find(mid) {
-            Some(i) => rest = &rest[i + mid.len()..],
-            None => return false,
-        }
-    }
-    true
-}
-
 impl AppAccess {
     async fn build(core: &Core, idx: usize, user_id: &str) -> Result<Option<AppAccess>, AppError> {
         let app = &core.config.apps[idx];
         let Some(user) = core.store.user_by_id(user_id).await? else {
             return Ok(None);
         };
-        if user.status != "active" {
+        if !UserStatus::is_active(&user.status) {
             return Ok(None);
         }
         let grants = core.store.grants_of(user_id).await?;
-        let for_app: Vec<_> = grants
-            .iter()
-            .filter(|g| g.app == "*" || g.app == app.id)
-            .collect();
-        let mut roles: Vec<String> = for_app.iter().map(|g| g.role.clone()).collect();
-        roles.sort();
-        roles.dedup();
-        let seat = if for_app.iter().any(|g| g.seat == "modify") {
-            Seat::Modify
-        } else {
-            Seat::Limited
-        };
-        let admitted = app
-            .allow_roles
-            .iter()
-            .any(|r| r == "*" || roles.contains(r));
+        let rights = directory::rights(Grants::of_user(&grants), app);
         Ok(Some(AppAccess::new(
-            [&user.id, &user.email, &user.name, &roles.join(",")],
-            seat,
-            admitted,
+            [&user.id, &user.email, &user.name, &rights.roles.join(",")],
+            rights.seat,
+            rights.admitted,
         )))
     }
 
-    fn new(values: [&str; 4], seat: Seat, admitted: bool) -> AppAccess {
+    fn new(values: [&str; 4], seat: SeatKind, admitted: bool) -> AppAccess {
         let mut text = String::with_capacity(values.iter().map(|v| v.len()).sum());
         let mut ends = [0; 3];
         for (i, v) in values.iter().enumerate() {
@@ -340,11 +287,13 @@ pub async fn decide(
 /// The decision for a request, once the session's access to the app is known.
 pub enum Verdict {
     Allow,
-    Deny(&'static str),
+    Deny(DenyReason),
     SeatsFull { frees_at: i64, licensed: u32 },
 }
 
-/// Roles, per-path rules, back-office paths and seats, for one request.
+/// Roles, per-path rules, back-office paths (`directory::path_refusal`) and seats, for one
+/// request. Runs per request (`AppAccess` is built once per session and app) and allocates
+/// nothing, unless the path has a loose reading of its own to make.
 pub async fn judge(
     core: &Core,
     access: &AppAccess,
@@ -353,29 +302,21 @@ pub async fn judge(
 ) -> Result<Verdict, AppError> {
     let app = &core.config.apps[idx];
     if !access.admitted {
-        return Ok(Verdict::Deny("no_role"));
+        return Ok(Verdict::Deny(DenyReason::NoRole));
     }
-    // `path` is canonical (`proxy::target`); a rule also applies when the path's loose
-    // reading matches it (`/ADMIN/`, `/admin;x=1/` or `/admin./` must not slip past a rule
-    // for `/admin/*` on an upstream that reads them as `/admin/`). No rules, nothing to read.
+    // `path` is canonical (`proxy::target`); the rules also read it loosely (see
+    // `directory::Readings`). No rules, nothing to read: the loose reading is borrowed unless
+    // the path has something to fold.
     let loose = (!app.rules.is_empty()).then(|| super::target::loose(path));
-    let readings = [Some(path), loose.as_deref().filter(|l| *l != path)];
-    for (p, folded) in readings.iter().zip([false, true]) {
-        let Some(p) = *p else { continue };
-        if let Some(rule) = app
-            .rules
-            .iter()
-            .find(|r| glob_match(if folded { &r.path_lower } else { &r.path }, p))
-        {
-            if !rule.roles.is_empty() && !rule.roles.iter().any(|r| access.has_role(r)) {
-                return Ok(Verdict::Deny("path_rule"));
-            }
-            if rule.back_office && access.seat == Seat::Limited {
-                return Ok(Verdict::Deny("back_office"));
-            }
-        }
+    let readings = Readings {
+        canonical: path,
+        loose: loose.as_deref(),
+    };
+    let has_role = |r: &str| access.has_role(r);
+    if let Some(reason) = directory::path_refusal(&app.rules, readings, has_role, access.seat) {
+        return Ok(Verdict::Deny(reason));
     }
-    if let (Some(licensed), Seat::Modify) = (app.modify_seats, access.seat) {
+    if let (Some(licensed), SeatKind::Modify) = (app.modify_seats, access.seat) {
         let now = store::now();
         // Re-confirmed well within the idle timeout, so a seat that lapsed in the database
         // (and went to someone else) is never kept alive from this cache.
@@ -426,7 +367,7 @@ mod tests {
     use super::*;
 
     fn holding_an_assertion() -> Arc<AppAccess> {
-        let a = AppAccess::new(["u", "u@example.com", "U", "a,b"], Seat::Limited, true);
+        let a = AppAccess::new(["u", "u@example.com", "U", "a,b"], SeatKind::Limited, true);
         *a.assertion.lock().unwrap() = Some(Box::new((i64::MAX, HeaderValue::from_static("jws"))));
         Arc::new(a)
     }
@@ -446,7 +387,7 @@ mod tests {
         let names = IdentityNames::new(&crate::config::app::preset("oauth2-proxy").unwrap());
         let a = AppAccess::new(
             ["u-1", "zoë@example.com", "Zoë 100%", "admin,modify"],
-            Seat::Modify,
+            SeatKind::Modify,
             true,
         );
         let mut lines = Vec::new();
@@ -490,16 +431,5 @@ mod tests {
         let d = holding_an_assertion();
         kept.keep(&d);
         assert!(holds(&c) && holds(&d));
-    }
-
-    #[test]
-    fn globs() {
-        assert!(glob_match("/admin/*", "/admin/users/1"));
-        assert!(!glob_match("/admin/*", "/administrator"));
-        assert!(glob_match("/api/*/export", "/api/v1/export"));
-        assert!(!glob_match("/api/*/export", "/api/v1/import"));
-        assert!(glob_match("/exact", "/exact"));
-        assert!(!glob_match("/exact", "/exact/more"));
-        assert!(glob_match("/admin/*", "/admin"));
     }
 }

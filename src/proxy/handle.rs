@@ -8,6 +8,7 @@ use super::headers;
 use super::request::{accepts_html, forwarded_host, login_url, original_url, sent_host};
 use crate::audit::{self, Actor};
 use crate::core::{AppState, Core};
+use crate::directory::DenyReason;
 use crate::metrics::Outcome;
 use crate::web::client::client_ip;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
@@ -44,7 +45,7 @@ pub async fn audit_denied(
     core: &Core,
     idx: usize,
     access: &AppAccess,
-    reason: &'static str,
+    reason: DenyReason,
     path: &str,
     ip: &str,
 ) {
@@ -62,17 +63,21 @@ pub async fn audit_denied(
             target: &core.config.apps[idx].id,
             target_user_id: Some(access.user_id()),
             ip,
-            details: serde_json::json!({ "reason": reason, "path": path }),
+            details: serde_json::json!({ "reason": reason.as_str(), "path": path }),
         },
     )
     .await;
 }
 
-pub fn forbidden(wants_html: bool, reason: &str) -> Response {
+pub fn forbidden(wants_html: bool, reason: DenyReason) -> Response {
     let message = match reason {
-        "back_office" => "This part of the application is for staff with modify rights only.",
-        "path_rule" => "Your role does not give access to this part of the application.",
-        _ => "Your account has no access to this application. Ask an administrator for a role.",
+        DenyReason::BackOffice => {
+            "This part of the application is for staff with modify rights only."
+        }
+        DenyReason::PathRule => "Your role does not give access to this part of the application.",
+        DenyReason::NoRole => {
+            "Your account has no access to this application. Ask an administrator for a role."
+        }
     };
     Outcome::Denied.mark(gateway_error(StatusCode::FORBIDDEN, wants_html, message))
 }

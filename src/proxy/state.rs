@@ -25,7 +25,7 @@ pub struct Proxy {
     /// Which sessions × apps hold a signed assertion in memory (bounded).
     pub kept_assertions: access::KeptAssertions,
     /// Denied requests are audited at most once a minute per user, app and reason.
-    pub(super) denied_audited: moka::sync::Cache<(String, usize, &'static str), ()>,
+    pub(super) denied_audited: moka::sync::Cache<(String, usize, crate::directory::DenyReason), ()>,
 }
 
 /// The header names an app receives the identity under (`org` is not sent yet).

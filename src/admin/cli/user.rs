@@ -6,7 +6,7 @@ use super::{read_stdin_password, revoked_text, user_json};
 use crate::admin::ops::generate_temp_password;
 use crate::admin::ops::{OpError, Ops};
 use crate::core::Core;
-use crate::directory::parse_role_spec;
+use crate::directory::{UserStatus, parse_role_spec};
 use serde_json::json;
 
 pub async fn execute(core: &Core, ops: &Ops<'_>, cmd: UserCommand) -> Result<Out, OpError> {
@@ -78,14 +78,15 @@ pub async fn execute(core: &Core, ops: &Ops<'_>, cmd: UserCommand) -> Result<Out
             }
         }
         UserCommand::Block(a) => {
-            let (u, r) = ops.set_status(&a.email, "blocked").await?;
+            let blocked = UserStatus::Blocked;
+            let (u, r) = ops.set_status(&a.email, blocked).await?;
             Out {
                 text: format!("blocked {}; {}", u.email, revoked_text(&r)),
-                json: json!({ "email": u.email, "status": "blocked", "revoked": r }),
+                json: json!({ "email": u.email, "status": blocked.as_str(), "revoked": r }),
             }
         }
         UserCommand::Unblock(a) => {
-            let (u, _) = ops.set_status(&a.email, "active").await?;
+            let (u, _) = ops.set_status(&a.email, UserStatus::Active).await?;
             Out {
                 text: format!("unblocked {}", u.email),
                 json: json!({ "email": u.email, "status": ops.display_status(&u) }),
