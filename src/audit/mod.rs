@@ -4,43 +4,112 @@
 use crate::store::{self, AuditRow, Store};
 use serde_json::Value;
 
-/// Who acted.
+/// What kind of party acted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ActorKind {
+    User,
+    /// An operator at the command line.
+    Cli,
+    /// The gateway itself (expiry, automatic lockout…).
+    System,
+    /// Someone not signed in (a failed sign-in, say).
+    Anonymous,
+    /// An API token (by its name).
+    Token,
+}
+
+impl ActorKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActorKind::User => "user",
+            ActorKind::Cli => "cli",
+            ActorKind::System => "system",
+            ActorKind::Anonymous => "anonymous",
+            ActorKind::Token => "token",
+        }
+    }
+
+    fn parse(s: &str) -> Option<ActorKind> {
+        [
+            ActorKind::User,
+            ActorKind::Cli,
+            ActorKind::System,
+            ActorKind::Anonymous,
+            ActorKind::Token,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+    }
+}
+
+/// Who acted, as recorded: structured, so that the label is made when the event is read (for
+/// whoever reads it, see `display`), never stored.
 #[derive(Debug, Clone)]
 pub struct Actor {
-    pub label: String,
+    pub kind: ActorKind,
     pub user_id: Option<String>,
+    /// The OS user of a `Cli` actor, the name of a `Token`.
+    pub name: String,
+    /// The actor's organization, when there is one (organizations are not there yet).
+    pub org_id: Option<String>,
 }
 
 impl Actor {
-    pub fn user(id: &str, email: &str) -> Actor {
+    fn of(kind: ActorKind) -> Actor {
         Actor {
-            label: format!("user:{email}"),
+            kind,
+            user_id: None,
+            name: String::new(),
+            org_id: None,
+        }
+    }
+    /// A signed-in person (`_email` is read from the user when the event is displayed).
+    pub fn user(id: &str, _email: &str) -> Actor {
+        Actor {
             user_id: Some(id.to_string()),
+            ..Actor::of(ActorKind::User)
         }
     }
     /// An operator at the command line (the OS user, when known).
     pub fn cli() -> Actor {
-        let who = std::env::var("USER").unwrap_or_default();
         Actor {
-            label: if who.is_empty() {
-                "cli".into()
-            } else {
-                format!("cli:{who}")
-            },
-            user_id: None,
+            name: std::env::var("USER").unwrap_or_default(),
+            ..Actor::of(ActorKind::Cli)
         }
     }
     pub fn system() -> Actor {
-        Actor {
-            label: "system".into(),
-            user_id: None,
-        }
+        Actor::of(ActorKind::System)
     }
     pub fn anonymous() -> Actor {
-        Actor {
-            label: "anonymous".into(),
-            user_id: None,
+        Actor::of(ActorKind::Anonymous)
+    }
+}
+
+/// Who reads the audit trail: a full access administrator sees an organization member's
+/// address next to the organization's name; everyone else sees the organization only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Viewer {
+    FullAdmin,
+    Other,
+}
+
+/// The actor of an event as `viewer` is shown it: `user:<email>` (the user's address now, so an
+/// anonymized user shows as their pseudonym), `cli` or `cli:<os user>`, `system`,
+/// `anonymous`, `token:<name>`; events written before actors were structured show the label
+/// they were written with.
+pub fn display(row: &AuditRow, viewer: Viewer) -> String {
+    let _ = viewer; // Organizations (whose members' addresses depend on the viewer) come next.
+    match ActorKind::parse(&row.actor_kind) {
+        None => row.actor.clone(),
+        Some(ActorKind::User) => match (&row.actor_email, &row.actor_user_id) {
+            (Some(email), _) => format!("user:{email}"),
+            (None, Some(id)) => format!("user:{id}"),
+            (None, None) => "user".into(),
+        },
+        Some(k @ (ActorKind::Cli | ActorKind::Token)) if !row.actor_name.is_empty() => {
+            format!("{}:{}", k.as_str(), row.actor_name)
         }
+        Some(k) => k.as_str().to_string(),
     }
 }
 
@@ -59,8 +128,12 @@ pub async fn record(store: &Store, e: Event<'_>) {
     let row = AuditRow {
         id: 0,
         at: store::now(),
-        actor: e.actor.label.clone(),
+        actor: String::new(),
+        actor_kind: e.actor.kind.as_str().to_string(),
+        actor_name: e.actor.name.clone(),
         actor_user_id: e.actor.user_id.clone(),
+        actor_org_id: e.actor.org_id.clone(),
+        actor_email: None,
         action: e.action.to_string(),
         target: e.target.to_string(),
         target_user_id: e.target_user_id.map(str::to_string),
@@ -73,7 +146,8 @@ pub async fn record(store: &Store, e: Event<'_>) {
         target: "audit",
         action = %row.action,
         outcome = %row.outcome,
-        actor = %row.actor,
+        actor = %row.actor_kind,
+        actor_user_id = row.actor_user_id.as_deref().unwrap_or(""),
         subject = %row.target,
         ip = %row.ip,
         "audit"
@@ -95,7 +169,7 @@ pub fn format_time(unix: i64) -> String {
 
 /// CSV with a header row; fields quoted per RFC 4180, and cells that a spreadsheet would run
 /// as a formula are prefixed with `'` (CSV injection).
-pub fn to_csv(rows: &[AuditRow]) -> String {
+pub fn to_csv(rows: &[AuditRow], viewer: Viewer) -> String {
     fn cell(s: &str) -> String {
         let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
             format!("'{s}")
@@ -113,7 +187,7 @@ pub fn to_csv(rows: &[AuditRow]) -> String {
         let fields = [
             r.id.to_string(),
             format_time(r.at),
-            r.actor.clone(),
+            display(r, viewer),
             r.action.clone(),
             r.target.clone(),
             r.outcome.clone(),
@@ -140,4 +214,65 @@ pub fn parse_since(text: &str) -> Option<i64> {
     )
     .ok()?;
     Some(date.midnight().assume_utc().unix_timestamp())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(
+        kind: &str,
+        name: &str,
+        user: Option<&str>,
+        email: Option<&str>,
+        legacy: &str,
+    ) -> AuditRow {
+        AuditRow {
+            id: 1,
+            at: 0,
+            actor: legacy.into(),
+            actor_kind: kind.into(),
+            actor_name: name.into(),
+            actor_user_id: user.map(str::to_string),
+            actor_org_id: None,
+            actor_email: email.map(str::to_string),
+            action: "a".into(),
+            target: String::new(),
+            target_user_id: None,
+            outcome: "success".into(),
+            ip: String::new(),
+            details: "{}".into(),
+        }
+    }
+
+    #[test]
+    fn actors_are_labelled_when_read() {
+        let v = Viewer::FullAdmin;
+        // The user's address as it is now: after anonymization, the pseudonym.
+        let r = row("user", "", Some("u1"), Some("anon-7@invalid"), "");
+        assert_eq!(display(&r, v), "user:anon-7@invalid");
+        assert_eq!(
+            display(&row("user", "", Some("u1"), None, ""), v),
+            "user:u1"
+        );
+        assert_eq!(display(&row("cli", "ops", None, None, ""), v), "cli:ops");
+        assert_eq!(display(&row("cli", "", None, None, ""), v), "cli");
+        assert_eq!(
+            display(&row("token", "deploy", None, None, ""), v),
+            "token:deploy"
+        );
+        assert_eq!(
+            display(&row("system", "", None, None, ""), Viewer::Other),
+            "system"
+        );
+        // Written before actors were structured: the label as written.
+        let old = row(
+            "",
+            "",
+            Some("u1"),
+            Some("now@example.com"),
+            "user:then@example.com",
+        );
+        assert_eq!(display(&old, v), "user:then@example.com");
+    }
 }

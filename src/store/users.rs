@@ -317,12 +317,16 @@ impl Store {
             .bind(id)
             .execute(&mut *tx)
             .await?;
+        // Events record their actor by id (shown with the pseudonym from now on); only labels
+        // written before actors were structured carry the address and are rewritten.
         let new_actor = format!("user:{pseudonym}");
-        sqlx::query("UPDATE audit_events SET actor = $2 WHERE actor_user_id = $1")
-            .bind(id)
-            .bind(&new_actor)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "UPDATE audit_events SET actor = $2 WHERE actor_user_id = $1 AND actor_kind = ''",
+        )
+        .bind(id)
+        .bind(&new_actor)
+        .execute(&mut *tx)
+        .await?;
         sqlx::query(
             "UPDATE audit_events SET target = $2, details = '{}' WHERE target_user_id = $1",
         )

@@ -173,6 +173,12 @@ async fn block_ends_sessions_and_refuses_sign_in_and_is_audited_with_before_afte
 async fn reset_mfa_anonymize_and_delete() {
     let server = Server::start();
     server.create_user("quinn@example.com", GOOD_PASSWORD, &[]);
+    // Quinn acts once (a sign-in), so the trail has an event with Quinn as its actor.
+    let mut b = server.browser();
+    assert_eq!(
+        b.login("quinn@example.com", GOOD_PASSWORD).await.status,
+        303
+    );
     server.admin_ok(&["user", "reset-mfa", "--email", "quinn@example.com"]);
     let out: Value = serde_json::from_str(&server.admin_ok(&[
         "--json",
@@ -189,7 +195,20 @@ async fn reset_mfa_anonymize_and_delete() {
         "personal data left in the audit trail:\n{audit}"
     );
     assert!(audit.contains(&pseudonym));
+    // The actor of Quinn's own sign-in is shown by the pseudonym, read when the trail is read.
+    assert!(
+        audit.contains(&format!("user:{pseudonym}")),
+        "the anonymized actor is not shown by the pseudonym:\n{audit}"
+    );
+    // `--as` shows the trail as a given person sees it; an unknown person is refused.
+    server.create_user("viewer@example.com", GOOD_PASSWORD, &[]);
+    let seen = server.admin_ok(&["audit", "--format", "csv", "--as", "viewer@example.com"]);
+    assert!(seen.contains(&format!("user:{pseudonym}")), "{seen}");
+    let out = server.admin(&["audit", "--as", "nobody@example.com"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--as"));
     server.admin_ok(&["user", "delete", "--email", &pseudonym]);
+    server.admin_ok(&["user", "delete", "--email", "viewer@example.com"]);
     let list: Vec<Value> =
         serde_json::from_str(&server.admin_ok(&["--json", "user", "list"])).unwrap();
     assert!(list.is_empty());

@@ -153,6 +153,10 @@ pub struct AuditArgs {
     pub since: Option<String>,
     #[arg(long)]
     pub email: Option<String>,
+    /// Show the trail as this person would see it (an organization member's address is shown
+    /// to full access administrators only); default: as a full access administrator.
+    #[arg(long = "as", value_name = "VIEWER_EMAIL")]
+    pub viewer: Option<String>,
     #[arg(long, value_enum)]
     pub format: Option<Format>,
 }
