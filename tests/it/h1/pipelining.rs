@@ -3,7 +3,6 @@
 
 use super::*;
 use crate::upstream::Upstream;
-use std::time::Duration;
 
 /// Requests pipelined in one write (app requests and a gateway page mixed, a body followed by
 /// a request, a head split across two writes) get complete responses in order on the one
@@ -44,7 +43,7 @@ async fn pipelined_requests_are_answered_in_order_and_each_carries_the_identity(
     let split = c.head("GET", "/crm/fifth", &[&cookie]);
     let (a, b) = split.split_at(split.len() / 2);
     c.send(a).await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    c.wait_read().await;
     c.send(b).await;
     assert_eq!(c.response(false).await.json()["path"], "/crm/fifth");
 

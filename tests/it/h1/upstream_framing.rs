@@ -3,7 +3,6 @@
 //! responses, kept connections the upstream closed, stray bytes after a response.
 
 use super::*;
-use std::time::Duration;
 
 const CHUNKED: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\nTrailer: X-Sum\r\n\r\n5;name=\"a b\";x\r\nhello\r\n7\r\n, world\r\n0\r\nX-Sum: 42\r\n\r\n";
 
@@ -199,15 +198,17 @@ async fn interim_responses_are_skipped_and_the_final_one_is_relayed() {
 }
 
 /// An upstream that closes its kept-alive connection after a response without saying so: the
-/// client's next GET (at once, or after a pause) still gets its answer, sent once on a new
-/// upstream connection.
+/// client's next GET (at once, or once the upstream's close is on its way to the gateway) still
+/// gets its answer, sent once on a new upstream connection.
 #[tokio::test]
 async fn a_get_on_a_kept_connection_the_upstream_closed_is_retried_on_a_new_one() {
     let (upstream, server, token) = scripted_setup(|req| Reply::close(ok(&req.target))).await;
     let cookie = format!("Cookie: gatehouse_session={token}");
     let mut c = Client::connect(&server).await;
-    for (i, pause) in [0u64, 0, 200, 0].into_iter().enumerate() {
-        tokio::time::sleep(Duration::from_millis(pause)).await;
+    for (i, after_close) in [false, false, true, false].into_iter().enumerate() {
+        if after_close {
+            upstream.wait_replied(i).await;
+        }
         let path = format!("/crm/r{i}");
         c.send(c.head("GET", &path, &[&cookie])).await;
         let r = c.response(false).await;
@@ -221,9 +222,9 @@ async fn a_get_on_a_kept_connection_the_upstream_closed_is_retried_on_a_new_one(
     assert_eq!(conns.len(), 4, "{seen:#?}");
 }
 
-/// Before a request body goes out on a kept connection idle for over a second, the gateway
-/// checks it is still open: a POST after the upstream silently closed it reaches the upstream
-/// on a new connection with its body, instead of failing.
+/// Before a request body goes out on a kept connection, the gateway checks it is still open: a
+/// POST after the upstream silently closed it reaches the upstream on a new connection with its
+/// body, instead of failing.
 #[tokio::test]
 async fn a_body_is_not_sent_on_a_kept_connection_the_upstream_closed_while_idle() {
     let (upstream, server, token) = scripted_setup(|req| {
@@ -238,7 +239,7 @@ async fn a_body_is_not_sent_on_a_kept_connection_the_upstream_closed_while_idle(
     let mut c = Client::connect(&server).await;
     c.send(c.head("GET", "/crm/first", &[&cookie])).await;
     assert_eq!(c.response(false).await.text(), "first");
-    tokio::time::sleep(Duration::from_millis(1300)).await;
+    upstream.wait_replied(1).await;
     let mut post = c.head(
         "POST",
         "/crm/save",
@@ -259,12 +260,12 @@ async fn a_body_is_not_sent_on_a_kept_connection_the_upstream_closed_while_idle(
 /// upstream's real answer to it.
 #[tokio::test]
 async fn stray_bytes_after_a_response_are_never_served_as_the_next_answer() {
-    let (_upstream, server, token) = scripted_setup(stray_script).await;
+    let (upstream, server, token) = scripted_setup(stray_script).await;
     let cookie = format!("Cookie: gatehouse_session={token}");
     let mut c = Client::connect(&server).await;
     c.send(c.head("GET", "/crm/stray", &[&cookie])).await;
     assert_eq!(c.response(false).await.text(), "hi");
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    upstream.wait_replied(1).await;
     c.send(c.head("GET", "/crm/next", &[&cookie])).await;
     let r = c.response(false).await;
     assert_eq!(
@@ -276,7 +277,7 @@ async fn stray_bytes_after_a_response_are_never_served_as_the_next_answer() {
     c.send(c.head("HEAD", "/crm/head-with-body", &[&cookie]))
         .await;
     assert_eq!(c.response(true).await.status, 200);
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    upstream.wait_replied(3).await;
     c.send(c.head("GET", "/crm/after-head", &[&cookie])).await;
     let r = c.response(false).await;
     assert_eq!(
@@ -314,7 +315,7 @@ async fn stray_bytes_from_one_users_exchange_never_reach_another_user() {
     .await;
     assert_eq!(a.response(false).await.text(), "hi");
     a.expect_eof().await;
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    upstream.wait_replied(1).await;
 
     let mut b = Client::connect(&server).await;
     b.send(b.head(
