@@ -70,12 +70,10 @@ pub enum Known {
 /// has a `_`, so one that matches only that way is a look-alike.
 pub fn known(name: &[u8]) -> Known {
     match classify(name, |k| name.eq_ignore_ascii_case(k.as_bytes())) {
-        Known::Other if name.contains(&b'_') => {
-            match classify(name, |k| dashed(name, k)) {
-                Known::Other | Known::Date | Known::Cookie | Known::SetCookie => Known::Other,
-                _ => Known::Lookalike,
-            }
-        }
+        Known::Other if name.contains(&b'_') => match classify(name, |k| dashed(name, k)) {
+            Known::Other | Known::Date | Known::Cookie | Known::SetCookie => Known::Other,
+            _ => Known::Lookalike,
+        },
         k => k,
     }
 }
