@@ -194,6 +194,10 @@ async fn shutdown_signal() {
 pub async fn serve(config: Config) -> Result<(), BoxError> {
     let grace = config.server.shutdown_grace;
     let listen = config.server.listen;
+    // Refused before the database is touched (no migrations, no setup link) when another
+    // process serves the address; `bind` checks again just before binding.
+    crate::web::server::ensure_free(listen)
+        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     let core = Core::open(config).await?;
     core.metrics.install()?;
     announce_setup(&core).await?;

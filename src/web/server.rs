@@ -54,7 +54,12 @@ pub fn limit_allocator_arenas(workers: usize) {
 
 /// Binds `n` listening sockets on `addr` (one per worker). With `SO_REUSEPORT` each worker
 /// has its own accept queue; where that is unavailable they share one socket.
+///
+/// `SO_REUSEPORT` would also let a second server join a port another one already serves (the
+/// kernel then splits the traffic between them), so [`ensure_free`] checks first that nobody
+/// listens on `addr`.
 pub fn bind(addr: SocketAddr, n: usize) -> std::io::Result<Vec<std::net::TcpListener>> {
+    ensure_free(addr)?;
     let first = listener(addr, n > 1)?;
     // Port 0: the others join the port the first one got.
     let addr = first.local_addr()?;
@@ -68,6 +73,31 @@ pub fn bind(addr: SocketAddr, n: usize) -> std::io::Result<Vec<std::net::TcpList
         all.push(next);
     }
     Ok(all)
+}
+
+/// What [`ensure_free`] says when another process serves the address.
+pub const ALREADY_SERVED: &str = "another process is already serving it";
+
+/// Fails (`AddrInUse`, [`ALREADY_SERVED`]) when another socket is bound to `addr`, whether or
+/// not it set `SO_REUSEPORT`: a socket without `SO_REUSEPORT` cannot join it. It keeps
+/// `SO_REUSEADDR` (as the workers' sockets do), so connections of an earlier run still in
+/// `TIME_WAIT` do not count. The probe is closed at once; the workers' sockets then share the
+/// port among themselves. Port 0 (any free port) is always free.
+pub fn ensure_free(addr: SocketAddr) -> std::io::Result<()> {
+    use socket2::{Domain, Socket, Type};
+    if addr.port() == 0 {
+        return Ok(());
+    }
+    let probe = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    probe.set_reuse_address(true)?;
+    match probe.bind(&addr.into()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => Err(std::io::Error::new(
+            std::io::ErrorKind::AddrInUse,
+            ALREADY_SERVED,
+        )),
+        Err(e) => Err(e),
+    }
 }
 
 fn listener(addr: SocketAddr, reuse_port: bool) -> std::io::Result<std::net::TcpListener> {
@@ -365,7 +395,41 @@ pub async fn serve_with_hyper<I>(
 
 #[cfg(test)]
 mod tests {
-    use super::least_busy;
+    use super::{ALREADY_SERVED, bind, least_busy};
+    use std::net::SocketAddr;
+
+    fn refused(addr: SocketAddr, n: usize) -> std::io::Error {
+        match bind(addr, n) {
+            Ok(_) => panic!("bound {addr} while another socket serves it"),
+            Err(e) => e,
+        }
+    }
+
+    /// A port served by another socket (plain, or the workers of another server with
+    /// `SO_REUSEPORT`, or a wildcard listener covering the address) is refused, naming why; the
+    /// workers of one server share their port, and it is free again once they close.
+    #[test]
+    fn a_served_address_is_refused_and_the_workers_share_theirs() {
+        let plain = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = plain.local_addr().unwrap();
+        let e = refused(addr, 2);
+        assert_eq!(e.kind(), std::io::ErrorKind::AddrInUse);
+        assert_eq!(e.to_string(), ALREADY_SERVED);
+        drop(plain);
+
+        let ours = bind(addr, 3).expect("three workers on one port");
+        assert_eq!(ours.len(), 3);
+        assert!(ours.iter().all(|l| l.local_addr().unwrap() == addr));
+        assert_eq!(refused(addr, 2).to_string(), ALREADY_SERVED);
+        assert_eq!(refused(addr, 1).to_string(), ALREADY_SERVED);
+        drop(ours);
+        assert_eq!(bind(addr, 2).unwrap().len(), 2);
+
+        let wildcard = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+        let port = wildcard.local_addr().unwrap().port();
+        let e = refused(SocketAddr::from(([127, 0, 0, 1], port)), 2);
+        assert_eq!(e.to_string(), ALREADY_SERVED);
+    }
 
     #[test]
     fn a_worker_keeps_a_connection_unless_another_holds_fewer() {

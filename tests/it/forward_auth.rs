@@ -3,8 +3,8 @@
 //! (placeholders substituted), so the snippet operators copy is the one proven here. Then the
 //! endpoint as Traefik and Caddy call it (`X-Forwarded-Proto/-Host/-Uri`, no nginx).
 //!
-//! nginx is found on PATH or at /usr/sbin/nginx, or installed with apt-get (once per test
-//! process); when it cannot be had the tests fail, they are never skipped.
+//! nginx is found on PATH or at /usr/sbin/nginx; the tests do not install it (`.ci/run` does):
+//! without it they fail naming the package to install, they are never skipped.
 
 use crate::harness::*;
 use crate::upstream::Upstream;
@@ -13,7 +13,6 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 const SNIPPET: &str = concat!(
@@ -22,7 +21,7 @@ const SNIPPET: &str = concat!(
 );
 
 // ---------------------------------------------------------------------------------------------
-// nginx: found or installed once, run in the foreground from a scratch folder.
+// nginx: found on the machine, run in the foreground from a scratch folder.
 
 fn find_nginx() -> Option<PathBuf> {
     let on_path = std::env::var_os("PATH")
@@ -35,55 +34,16 @@ fn find_nginx() -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-fn apt_get(args: &[&str]) -> Result<(), String> {
-    let out = Command::new("apt-get")
-        .args(args)
-        .env("DEBIAN_FRONTEND", "noninteractive")
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("apt-get {args:?}: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "apt-get {args:?} failed ({}):\n{}{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ))
-    }
-}
-
-/// Debian's nginx (nginx-light where the release has it), installed when missing.
-fn install_nginx() -> Result<PathBuf, String> {
-    if let Some(p) = find_nginx() {
-        return Ok(p);
-    }
-    let mut errors = Vec::new();
-    let install = |pkg: &str| {
-        apt_get(&["install", "-y", "--no-install-recommends", pkg]).map(|_| find_nginx())
-    };
-    for refresh in [false, true] {
-        if refresh && let Err(e) = apt_get(&["update"]) {
-            errors.push(e);
-        }
-        for pkg in ["nginx-light", "nginx"] {
-            match install(pkg) {
-                Ok(Some(p)) => return Ok(p),
-                Ok(None) => errors.push(format!("{pkg} installed but no nginx binary found")),
-                Err(e) => errors.push(e),
-            }
-        }
-    }
-    Err(errors.join("\n"))
-}
-
+/// Debian's nginx; the tests never install it (`.ci/run` does, in `ensure_nginx`), and without
+/// it they fail naming the package.
 fn nginx_binary() -> PathBuf {
-    static NGINX: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    match NGINX.get_or_init(install_nginx) {
-        Ok(p) => p.clone(),
-        Err(e) => panic!("these tests need nginx and it could not be installed:\n{e}"),
-    }
+    find_nginx().unwrap_or_else(|| {
+        panic!(
+            "these tests need nginx (on PATH or at /usr/sbin/nginx) and it is missing: install \
+             Debian's nginx-light package (or nginx where the release has no nginx-light), e.g. \
+             `apt-get install nginx-light`, as .ci/run does"
+        )
+    })
 }
 
 struct Nginx {
@@ -95,8 +55,9 @@ struct Nginx {
 
 impl Nginx {
     /// nginx on a free loopback port with the deploy snippet for an app whose `host` is
-    /// `127.0.0.1:PORT`, checking against `gatehouse` and forwarding to `upstream`.
-    fn start(port: u16, gatehouse: &Server, upstream: &Upstream) -> Nginx {
+    /// `127.0.0.1:PORT`, checking against `gatehouse` and forwarding to `upstream`. `None` when
+    /// another process took the port first (the caller starts over on another one).
+    fn start(port: u16, gatehouse: &Server, upstream: &Upstream) -> Option<Nginx> {
         let bin = nginx_binary();
         let dir = TempDir::new();
         let d = dir.0.display().to_string();
@@ -138,25 +99,34 @@ impl Nginx {
             .stderr(Stdio::null())
             .spawn()
             .expect("start nginx");
+        // nginx writes its pid file once its listening sockets are bound: with the port
+        // answering, that tells our nginx from a stranger that took the port.
         let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        let pid = child.id().to_string();
+        loop {
             let exited = child.try_wait().unwrap();
+            let log = std::fs::read_to_string(dir.path("error.log")).unwrap_or_default();
+            if exited.is_some() && log.contains("Address already in use") {
+                return None;
+            }
             if exited.is_some() || Instant::now() > deadline {
                 let _ = child.kill();
                 let _ = child.wait();
-                panic!(
-                    "nginx did not start ({exited:?}); error.log:\n{}",
-                    std::fs::read_to_string(dir.path("error.log")).unwrap_or_default()
-                );
+                panic!("nginx did not start ({exited:?}); error.log:\n{log}");
+            }
+            let bound =
+                std::fs::read_to_string(dir.path("nginx.pid")).is_ok_and(|p| p.trim() == pid);
+            if bound && TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        Nginx {
+        Some(Nginx {
             port,
             base: format!("http://127.0.0.1:{port}"),
             dir,
             child,
-        }
+        })
     }
 
     fn error_log(&self) -> String {
@@ -213,19 +183,25 @@ fn trust_loopback() -> Vec<(String, String)> {
     )]
 }
 
+/// The gateway names nginx's port in its config, so when another test takes that port before
+/// nginx binds it, both start over on another one.
 fn setup() -> Setup {
     let upstream = Upstream::start();
-    let nginx_port = free_port();
-    let server = Server::start_with(Options {
-        sections: gatehouse_config(&format!("127.0.0.1:{nginx_port}")),
-        env: trust_loopback(),
-    });
-    let nginx = Nginx::start(nginx_port, &server, &upstream);
-    Setup {
-        upstream,
-        server,
-        nginx,
+    for _ in 0..5 {
+        let nginx_port = free_port();
+        let server = Server::start_with(Options {
+            sections: gatehouse_config(&format!("127.0.0.1:{nginx_port}")),
+            env: trust_loopback(),
+        });
+        if let Some(nginx) = Nginx::start(nginx_port, &server, &upstream) {
+            return Setup {
+                upstream,
+                server,
+                nginx,
+            };
+        }
     }
+    panic!("nginx found its port taken 5 times in a row");
 }
 
 /// Signs in at the gateway itself; returns the `Cookie` header a browser then sends to any

@@ -109,6 +109,8 @@ impl Drop for TestDb {
     }
 }
 
+/// A loopback port nobody listens on right now (bound and released, so another test may take
+/// it before the server does: [`Server::start_with`] then tries another).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -116,6 +118,9 @@ pub fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+/// What the server prints when its address is taken (`src/web/server.rs`, `ALREADY_SERVED`).
+pub const ALREADY_SERVING: &str = "another process is already serving it";
 
 /// The config every test server starts from; `extra` is appended (later keys win per section
 /// only if the section is not repeated, so tests pass whole sections they change).
@@ -174,6 +179,7 @@ pub struct Server {
     pub db: TestDb,
     child: Child,
     logs: Arc<Mutex<String>>,
+    readers: Vec<std::thread::JoinHandle<()>>,
     env: Vec<(String, String)>,
 }
 
@@ -190,7 +196,27 @@ impl Server {
         Self::start_with(Options::default())
     }
 
+    /// Starts the server on a free port and waits until it serves. Another test may take that
+    /// port between [`free_port`] and the server's bind: the server then refuses to start
+    /// ([`ALREADY_SERVING`]) and this tries again on another port, with a fresh folder and
+    /// database. (Listening on port 0 would avoid the race, but the config's `public_url`, and
+    /// the apps' hosts in many tests, must name the port before the server starts.)
     pub fn start_with(opts: Options) -> Server {
+        const ATTEMPTS: usize = 5;
+        for attempt in 1..=ATTEMPTS {
+            let mut server = Self::spawn(&opts);
+            match server.wait_healthy() {
+                Ok(()) => return server,
+                Err(logs) if attempt == ATTEMPTS => panic!(
+                    "gatehouse found its port taken {ATTEMPTS} times in a row; last logs:\n{logs}"
+                ),
+                Err(_) => continue,
+            }
+        }
+        unreachable!()
+    }
+
+    fn spawn(opts: &Options) -> Server {
         let dir = TempDir::new();
         let db = TestDb::new(&dir);
         let port = free_port();
@@ -204,8 +230,8 @@ impl Server {
         )];
         env.extend(
             opts.env
-                .into_iter()
-                .map(|(k, v)| (k, v.replace("{PORT}", &port.to_string()))),
+                .iter()
+                .map(|(k, v)| (k.clone(), v.replace("{PORT}", &port.to_string()))),
         );
         let mut cmd = Command::new(BIN);
         cmd.arg("--config").arg(&config_path).arg("serve");
@@ -217,21 +243,22 @@ impl Server {
             .stdin(Stdio::null());
         let mut child = cmd.spawn().expect("start gatehouse");
         let logs = Arc::new(Mutex::new(String::new()));
+        let mut readers = Vec::new();
         for stream in [
             Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
             Box::new(child.stderr.take().unwrap()),
         ] {
             let logs = logs.clone();
-            std::thread::spawn(move || {
+            readers.push(std::thread::spawn(move || {
                 for line in BufReader::new(stream).lines().map_while(Result::ok) {
                     let mut l = logs.lock().unwrap();
                     l.push_str(&line);
                     l.push('\n');
                 }
-            });
+            }));
         }
         let tls = sections.contains("[server.tls]");
-        let server = Server {
+        Server {
             tls,
             port,
             base: format!("http://127.0.0.1:{port}"),
@@ -240,33 +267,59 @@ impl Server {
             db,
             child,
             logs,
+            readers,
             env,
-        };
-        server.wait_healthy();
-        server
+        }
     }
 
-    fn wait_healthy(&self) {
+    /// Waits until this server serves: its own log says `gatehouse listening` on its address,
+    /// and (without TLS) `GET /healthz` answers 200 — so a stranger on the port cannot pass for
+    /// it. `Err(logs)` when the server refused to start because the port is taken; any other
+    /// exit, or no readiness within 60 s, panics at once with the logs.
+    fn wait_healthy(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            if self.tls {
-                if self.logs().contains("gatehouse listening") {
-                    return;
+            if let Some(status) = self.child.try_wait().expect("wait for gatehouse") {
+                // The exit closed its pipes: the readers have the last lines once they end.
+                for r in std::mem::take(&mut self.readers) {
+                    let _ = r.join();
                 }
-            } else if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", self.port)) {
-                use std::io::{Read, Write};
-                let _ = s.write_all(b"GET /healthz HTTP/1.0\r\nHost: x\r\n\r\n");
-                let mut buf = String::new();
-                let _ = s.read_to_string(&mut buf);
-                if buf.starts_with("HTTP/1.0 200") || buf.starts_with("HTTP/1.1 200") {
-                    return;
+                let logs = self.logs();
+                if !status.success() && logs.contains(ALREADY_SERVING) {
+                    return Err(logs);
                 }
+                panic!("gatehouse exited ({status}) before serving; logs:\n{logs}");
+            }
+            if self.announced_listening() && (self.tls || self.answers_health()) {
+                return Ok(());
             }
             if Instant::now() > deadline {
                 panic!("gatehouse did not become healthy; logs:\n{}", self.logs());
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// The server logged `gatehouse listening` with `addr` its own address.
+    fn announced_listening(&self) -> bool {
+        let addr = format!("127.0.0.1:{}", self.port);
+        self.logs().lines().any(|line| {
+            serde_json::from_str::<serde_json::Value>(line).is_ok_and(|v| {
+                v["message"] == "gatehouse listening" && v["addr"].as_str() == Some(addr.as_str())
+            })
+        })
+    }
+
+    fn answers_health(&self) -> bool {
+        use std::io::{Read, Write};
+        let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", self.port)) else {
+            return false;
+        };
+        let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+        let _ = s.write_all(b"GET /healthz HTTP/1.0\r\nHost: x\r\n\r\n");
+        let mut buf = String::new();
+        let _ = s.read_to_string(&mut buf);
+        buf.starts_with("HTTP/1.0 200") || buf.starts_with("HTTP/1.1 200")
     }
 
     /// The server process id (for reading its memory from /proc).
@@ -296,13 +349,19 @@ impl Server {
         self.admin_stdin(args, None)
     }
 
-    pub fn admin_stdin(&self, args: &[&str], stdin: Option<&str>) -> Output {
+    /// `gatehouse ARGS…` with this server's config, folder and environment, not yet run.
+    pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(BIN);
-        cmd.arg("--config")
-            .arg(&self.config_path)
-            .arg("admin")
-            .args(args);
-        cmd.current_dir(&self.dir.0).envs(self.env.iter().cloned());
+        cmd.arg("--config").arg(&self.config_path).args(args);
+        cmd.current_dir(&self.dir.0)
+            .envs(self.env.iter().cloned())
+            .env_remove("GATEHOUSE_LOG");
+        cmd
+    }
+
+    pub fn admin_stdin(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        let mut cmd = self.command(&["admin"]);
+        cmd.args(args);
         cmd.stdin(if stdin.is_some() {
             Stdio::piped()
         } else {

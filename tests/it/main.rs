@@ -12,6 +12,7 @@ mod cli;
 mod config;
 mod forward_auth;
 mod h1;
+mod listen;
 mod metrics;
 mod proxy;
 mod seats;

@@ -21,6 +21,41 @@ pub async fn within<T>(what: &str, f: impl Future<Output = T>) -> T {
         .unwrap_or_else(|_| panic!("timed out after {IO_TIMEOUT:?}: {what}"))
 }
 
+/// Waits until the other end of a loopback connection has read everything sent to it: the
+/// kernel's receive queue of its socket (local address `theirs`, remote `ours`, as listed in
+/// `/proc/net/tcp`) is empty, or the socket is gone. Tests that split what they send use this
+/// so that the gateway reads each piece on its own, instead of hoping a pause is long enough.
+pub async fn peer_has_read(ours: std::net::SocketAddr, theirs: std::net::SocketAddr) {
+    let hex = |a: std::net::SocketAddr| match a {
+        std::net::SocketAddr::V4(v4) => format!(
+            "{:08X}:{:04X}",
+            u32::from_le_bytes(v4.ip().octets()),
+            v4.port()
+        ),
+        std::net::SocketAddr::V6(_) => panic!("peer_has_read: IPv4 loopback only ({a})"),
+    };
+    let (local, remote) = (hex(theirs), hex(ours));
+    let unread = || -> Option<u64> {
+        let table = std::fs::read_to_string("/proc/net/tcp").expect("read /proc/net/tcp");
+        table.lines().skip(1).find_map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            (f.len() > 4 && f[1] == local && f[2] == remote)
+                .then(|| u64::from_str_radix(f[4].split(':').nth(1)?, 16).ok())
+                .flatten()
+        })
+    };
+    let deadline = tokio::time::Instant::now() + IO_TIMEOUT;
+    loop {
+        match unread() {
+            None | Some(0) => return,
+            Some(n) if tokio::time::Instant::now() > deadline => {
+                panic!("{theirs} left {n} bytes from {ours} unread for {IO_TIMEOUT:?}")
+            }
+            Some(_) => tokio::time::sleep(Duration::from_millis(2)).await,
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // A raw HTTP/1.1 client.
 
@@ -72,6 +107,8 @@ impl Client {
         let tcp = within("connect", TcpStream::connect(("127.0.0.1", server.port)))
             .await
             .expect("connect to the gateway");
+        // Each `send` goes out at once (no Nagle wait for the gateway's acknowledgement).
+        tcp.set_nodelay(true).expect("TCP_NODELAY");
         Client {
             tcp,
             buf: Vec::new(),
@@ -94,6 +131,12 @@ impl Client {
         within("write to the gateway", self.tcp.write_all(bytes.as_ref()))
             .await
             .expect("write to the gateway");
+    }
+
+    /// Waits until the gateway has read everything sent so far (see [`peer_has_read`]).
+    pub async fn wait_read(&self) {
+        let ours = self.tcp.local_addr().unwrap();
+        peer_has_read(ours, self.tcp.peer_addr().unwrap()).await;
     }
 
     /// Reads once more into the buffer; 0 at the end of the stream (a reset counts as one).
@@ -265,7 +308,8 @@ impl RawRequest {
 }
 
 pub struct Reply {
-    /// Written one after the other with a short pause, so the gateway reads them separately.
+    /// Written one after the other, each once the gateway has read the one before (see
+    /// [`peer_has_read`]), so the gateway reads them separately.
     pub parts: Vec<Vec<u8>>,
     /// Close the connection after the reply (without saying so unless the bytes do).
     pub close: bool,
@@ -291,6 +335,8 @@ type Script = Arc<dyn Fn(&RawRequest) -> Reply + Send + Sync>;
 pub struct Scripted {
     pub url: String,
     seen: Arc<Mutex<Vec<RawRequest>>>,
+    /// Replies written whole (and their connection shut down, for `close` ones).
+    replied: Arc<AtomicUsize>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -302,7 +348,8 @@ impl Scripted {
         let listener = tokio::net::TcpListener::from_std(listener).unwrap();
         let seen: Arc<Mutex<Vec<RawRequest>>> = Arc::default();
         let script: Script = Arc::new(script);
-        let seen2 = seen.clone();
+        let replied: Arc<AtomicUsize> = Arc::default();
+        let (seen2, replied2) = (seen.clone(), replied.clone());
         let task = tokio::spawn(async move {
             let conns = AtomicUsize::new(0);
             loop {
@@ -310,18 +357,34 @@ impl Scripted {
                     continue;
                 };
                 let conn = conns.fetch_add(1, Ordering::SeqCst);
-                tokio::spawn(serve_scripted(tcp, conn, script.clone(), seen2.clone()));
+                let (script, seen, replied) = (script.clone(), seen2.clone(), replied2.clone());
+                tokio::spawn(serve_scripted(tcp, conn, script, seen, replied));
             }
         });
         Scripted {
             url: format!("http://127.0.0.1:{port}"),
             seen,
+            replied,
             task,
         }
     }
 
     pub fn seen(&self) -> Vec<RawRequest> {
         self.seen.lock().unwrap().clone()
+    }
+
+    /// Waits until `n` replies have been written whole (a `close` one: and its connection shut
+    /// down), so that what they sent is on its way to the gateway.
+    pub async fn wait_replied(&self, n: usize) {
+        let deadline = tokio::time::Instant::now() + IO_TIMEOUT;
+        while self.replied.load(Ordering::SeqCst) < n {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the scripted upstream wrote {} of {n} replies in {IO_TIMEOUT:?}",
+                self.replied.load(Ordering::SeqCst)
+            );
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
     }
 }
 
@@ -336,7 +399,11 @@ async fn serve_scripted(
     conn: usize,
     script: Script,
     seen: Arc<Mutex<Vec<RawRequest>>>,
+    replied: Arc<AtomicUsize>,
 ) {
+    // Each write goes out at once: with Nagle's algorithm a small part waits for the gateway's
+    // (delayed) acknowledgement of the one before, and would arrive after the test moved on.
+    let _ = tcp.set_nodelay(true);
     let mut buf = Vec::new();
     let mut chunk = [0u8; 16 * 1024];
     loop {
@@ -388,8 +455,10 @@ async fn serve_scripted(
         seen.lock().unwrap().push(req.clone());
         let reply = script(&req);
         for (i, part) in reply.parts.iter().enumerate() {
-            if i > 0 {
-                tokio::time::sleep(Duration::from_millis(20)).await;
+            if i > 0
+                && let (Ok(ours), Ok(theirs)) = (tcp.local_addr(), tcp.peer_addr())
+            {
+                peer_has_read(ours, theirs).await;
             }
             if tcp.write_all(part).await.is_err() {
                 return;
@@ -397,8 +466,10 @@ async fn serve_scripted(
         }
         if reply.close {
             let _ = tcp.shutdown().await;
+            replied.fetch_add(1, Ordering::SeqCst);
             return;
         }
+        replied.fetch_add(1, Ordering::SeqCst);
     }
 }
 

@@ -470,7 +470,18 @@ async fn an_idle_users_seat_expires_and_is_not_kept_by_the_gateway() {
     assert_licence_page(c_email, &c.get("/crm/x").await);
 
     // A and B go idle past the timeout: their seats are free for C and D.
-    tokio::time::sleep(std::time::Duration::from_millis(5500)).await;
+    // (Polled with the JSON listing alone: `holders` reads two listings, which a seat expiring
+    // between them would make disagree.)
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let held = || server.admin_ok(&["seats", "list", "--app", "crm", "--json"]);
+    while held().trim() != "[]" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "A's and B's seats outlived their 4 s idle timeout: {}",
+            held()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
     assert!(holders(&server).is_empty());
     for (e, br) in users.iter_mut() {
         assert_from_upstream(e, &br.get("/crm/x").await, "modify");
