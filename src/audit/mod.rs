@@ -141,7 +141,14 @@ pub async fn record(store: &Store, e: Event<'_>) {
         ip: e.ip.to_string(),
         details: e.details.to_string(),
     };
-    crate::metrics::audit_event(e.action, e.outcome);
+    // Counted through the `metrics` facade (a no-op without an installed recorder; `/metrics`
+    // renders it as `gatehouse_audit_events_total`).
+    ::metrics::counter!(
+        "gatehouse_audit_events_total",
+        "action" => e.action.to_string(),
+        "outcome" => e.outcome.to_string()
+    )
+    .increment(1);
     tracing::info!(
         target: "audit",
         action = %row.action,

@@ -12,6 +12,7 @@
 //! account is indistinguishable from a wrong password or an unknown address.
 
 use crate::config::LockoutConfig;
+pub use crate::directory::is_locked;
 use crate::store::{self, Store};
 use moka::sync::Cache;
 use std::net::IpAddr;
@@ -87,8 +88,4 @@ impl Lockout {
     pub async fn succeeded(&self, store: &Store, user_id: &str) -> store::Result<()> {
         store.clear_failures(user_id).await
     }
-}
-
-pub fn is_locked(locked_until: Option<i64>, now: i64) -> bool {
-    locked_until.is_some_and(|t| t > now)
 }

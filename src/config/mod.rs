@@ -68,6 +68,35 @@ pub struct LogConfig {
     pub level: String,
 }
 
+/// A role's seat: `limited` (front office, never counted) or `modify` (counted against an app's
+/// modify seats). A user takes `modify` on an app if any of their grants for it is of a role
+/// with seat `modify` (`directory::seat_kind`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SeatKind {
+    Limited,
+    Modify,
+}
+
+impl SeatKind {
+    pub const ALL: [SeatKind; 2] = [SeatKind::Limited, SeatKind::Modify];
+
+    /// The spelling in configuration, the database and the identity headers.
+    pub fn parse(s: &str) -> Option<SeatKind> {
+        match s {
+            "limited" => Some(SeatKind::Limited),
+            "modify" => Some(SeatKind::Modify),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SeatKind::Limited => "limited",
+            SeatKind::Modify => "modify",
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct RoleConfig {
     pub name: String,
@@ -243,8 +272,8 @@ fn read(root: &Section, path: &Path) -> Config {
         if !valid_name(&name) {
             s.problem("name", "required: 1-64 of a-z, 0-9, '-', '_'");
         }
-        let seat = s.string("seat", crate::directory::SeatKind::Limited.as_str());
-        if crate::directory::SeatKind::parse(&seat).is_none() {
+        let seat = s.string("seat", SeatKind::Limited.as_str());
+        if SeatKind::parse(&seat).is_none() {
             s.problem("seat", "must be \"limited\" or \"modify\"");
         }
         roles.push(RoleConfig {

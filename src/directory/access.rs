@@ -6,33 +6,7 @@
 use crate::config::app::{AppConfig, RuleConfig};
 use crate::store::GrantRow;
 
-/// The seat a user takes on an app: `modify` if any of their grants for it is of a role with
-/// seat `modify`, else `limited`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum SeatKind {
-    Limited,
-    Modify,
-}
-
-impl SeatKind {
-    pub const ALL: [SeatKind; 2] = [SeatKind::Limited, SeatKind::Modify];
-
-    /// The spelling in configuration, the database and the identity headers.
-    pub fn parse(s: &str) -> Option<SeatKind> {
-        match s {
-            "limited" => Some(SeatKind::Limited),
-            "modify" => Some(SeatKind::Modify),
-            _ => None,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SeatKind::Limited => "limited",
-            SeatKind::Modify => "modify",
-        }
-    }
-}
+pub use crate::config::SeatKind;
 
 /// Why a request is refused. `as_str` is what audit details (`proxy.denied`) say.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

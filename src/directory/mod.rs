@@ -11,4 +11,4 @@ pub use access::{
     parse_role_spec, path_refusal, rights, roles_for_app, seat_kind,
 };
 pub use email::{normalize_email, valid_email};
-pub use status::{UserStatus, display_status};
+pub use status::{UserStatus, display_status, is_locked};

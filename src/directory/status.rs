@@ -51,11 +51,16 @@ impl UserStatus {
 /// The status shown to administrators: an account whose lock has not expired reads `locked`.
 /// An unknown stored status is shown as it is.
 pub fn display_status(status: &str, locked_until: Option<i64>, now: i64) -> &str {
-    if UserStatus::is_active(status) && crate::auth::lockout::is_locked(locked_until, now) {
+    if UserStatus::is_active(status) && is_locked(locked_until, now) {
         UserStatus::Locked.as_str()
     } else {
         status
     }
+}
+
+/// A lock holds until its time (`i64::MAX`: until an administrator unlocks).
+pub fn is_locked(locked_until: Option<i64>, now: i64) -> bool {
+    locked_until.is_some_and(|t| t > now)
 }
 
 #[cfg(test)]

@@ -204,16 +204,6 @@ fn describe() {
     );
 }
 
-/// Counts one audit event (a no-op without an installed recorder).
-pub fn audit_event(action: &str, outcome: &str) {
-    metrics::counter!(
-        "gatehouse_audit_events_total",
-        "action" => action.to_string(),
-        "outcome" => outcome.to_string()
-    )
-    .increment(1);
-}
-
 /// `GET /metrics`. A request whose peer address is unknown is refused (never taken for
 /// loopback).
 pub async fn get_metrics(State(core): State<AppState>, req: Request) -> Response {
