@@ -114,7 +114,7 @@ pub fn run() -> ExitCode {
                 Err(code) => return code,
             };
             let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
-            match rt.block_on(crate::core::Core::open(config)) {
+            match rt.block_on(crate::core::Base::open(config, Default::default())) {
                 Ok(_) => {
                     println!("migrations applied");
                     ExitCode::SUCCESS

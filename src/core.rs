@@ -1,5 +1,8 @@
-//! The shared state at the bottom: everything a request or a CLI command needs (config,
-//! store, keys, sessions, the proxy's tables), built once by `Core::open`. No HTTP routing
+//! The shared state at the bottom, in two layers. [`Base`] is what an administrative command
+//! needs — the config, the migrated store, the keys, password hashing and the revocation
+//! publisher — and is all that `gatehouse admin …` and `gatehouse migrate` open. [`Core`]
+//! adds what serving needs (sessions, CSRF, templates, the assertion signer, the proxy's
+//! tables, metrics), built once by `Core::open`, and derefs to its `Base`. No HTTP routing
 //! here; `app` assembles the routers and serves.
 
 use crate::auth::csrf::Csrf;
@@ -15,16 +18,23 @@ use std::sync::Arc;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// Everything a request or a CLI command needs; no HTTP types inside.
-pub struct Core {
+/// What an administrative command needs: no HTTP client, no proxy tables, no signer.
+pub struct Base {
     pub config: Config,
     pub store: Store,
     pub keys: Keys,
     pub passwords: Passwords,
+    /// Everything that invalidations clear on this instance (the session cache of a server;
+    /// nothing in a CLI process, which only publishes).
+    pub revocation: revocation::Bus,
+}
+
+/// Everything a request needs: the [`Base`] (reached through `Deref`: `core.store`,
+/// `core.config`, …) and the serving state; no HTTP types inside.
+pub struct Core {
+    pub base: Base,
     pub lockout: Lockout,
     pub sessions: Arc<Sessions>,
-    /// Everything that invalidations clear on this instance (the session cache for now).
-    pub revocation: revocation::Bus,
     pub templates: Templates,
     pub csrf: Csrf,
     pub signer: crate::crypto::signing::Signer,
@@ -33,6 +43,14 @@ pub struct Core {
 }
 
 pub type AppState = Arc<Core>;
+
+impl std::ops::Deref for Core {
+    type Target = Base;
+
+    fn deref(&self) -> &Base {
+        &self.base
+    }
+}
 
 impl TrustedProxies for Core {
     fn trusted_proxies(&self) -> &[ipnet::IpNet] {
@@ -64,9 +82,10 @@ fn master_key(config: &Config) -> Result<Vec<u8>, BoxError> {
     }
 }
 
-impl Core {
-    /// Connects, migrates, applies config-declared roles.
-    pub async fn open(config: Config) -> Result<Arc<Core>, BoxError> {
+impl Base {
+    /// Resolves the master key, connects, migrates, applies config-declared roles. `revocation`
+    /// is what invalidations clear here (empty for a CLI process).
+    pub async fn open(config: Config, revocation: revocation::Bus) -> Result<Base, BoxError> {
         let key = master_key(&config)?;
         let store = Store::connect(
             config.database.url.expose(),
@@ -80,35 +99,46 @@ impl Core {
                 .upsert_role(&r.name, &r.seat, &r.description, now)
                 .await?;
         }
-        let keys = Keys::new(&key);
-        let signer = crate::crypto::signing::Signer::load_or_create(&store, &keys).await?;
-        let csrf = Csrf::new(config.public_is_https(), config.session_cookie_name());
-        let sessions = Arc::new(Sessions::new(config.session.clone()));
-        let gateway_cookies = vec![
-            config.session_cookie_name().to_string(),
-            csrf.cookie_name.clone(),
-            crate::auth::handoff::STATE_COOKIE.to_string(),
-        ];
-        Ok(Arc::new(Core {
-            keys,
-            signer,
-            proxy: crate::proxy::Proxy::new(&config, gateway_cookies),
-            metrics: crate::metrics::Metrics::new(config.apps.len(), config.server.workers),
+        Ok(Base {
+            keys: Keys::new(&key),
             passwords: Passwords::new(&config.password_hashing)?,
-            lockout: Lockout::new(config.lockout.clone()),
-            revocation: revocation::Bus::new(vec![sessions.clone()]),
-            sessions,
-            templates: Templates::new(),
-            csrf,
+            revocation,
             store,
             config,
-        }))
+        })
     }
 
     /// Applies an invalidation here at once and publishes it to every other instance.
     pub async fn invalidate(&self, what: Invalidate) -> store::Result<i64> {
         self.revocation.apply(&what).await;
         revocation::publish(&self.store, &what).await
+    }
+}
+
+impl Core {
+    /// Opens the [`Base`] (its revocation bus clearing the session cache), then the signer.
+    pub async fn open(config: Config) -> Result<Arc<Core>, BoxError> {
+        let sessions = Arc::new(Sessions::new(config.session.clone()));
+        let base = Base::open(config, revocation::Bus::new(vec![sessions.clone()])).await?;
+        let config = &base.config;
+        let signer =
+            crate::crypto::signing::Signer::load_or_create(&base.store, &base.keys).await?;
+        let csrf = Csrf::new(config.public_is_https(), config.session_cookie_name());
+        let gateway_cookies = vec![
+            config.session_cookie_name().to_string(),
+            csrf.cookie_name.clone(),
+            crate::auth::handoff::STATE_COOKIE.to_string(),
+        ];
+        Ok(Arc::new(Core {
+            signer,
+            proxy: crate::proxy::Proxy::new(config, gateway_cookies),
+            metrics: crate::metrics::Metrics::new(config.apps.len(), config.server.workers),
+            lockout: Lockout::new(config.lockout.clone()),
+            sessions,
+            templates: Templates::new(),
+            csrf,
+            base,
+        }))
     }
 
     pub fn cookie_spec(&self) -> CookieSpec<'_> {

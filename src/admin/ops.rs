@@ -1,12 +1,15 @@
-//! Administrative operations shared by every front end (CLI now, REST API later). Each one
+//! Administrative operations shared by every front end (CLI now, REST API later). Each write
 //! validates its input, changes the store, writes an audit event with before/after, and ends
-//! sessions where the change calls for it.
+//! sessions where the change calls for it; each read returns plain data (no JSON, no text),
+//! which the front end renders. They work on a [`Base`] — the config, store, keys, password
+//! hashing and revocation publisher — so the CLI opens nothing more (a server's `Core`
+//! derefs to its `Base`).
 
-use crate::audit::{self, Actor};
-use crate::core::Core;
+use crate::audit::{self, Actor, Viewer};
+use crate::core::Base;
 use crate::directory::{self, SeatKind, UserStatus, normalize_email, valid_email};
 use crate::revocation::{self, Invalidate};
-use crate::store::{self, NewUser, StoreError, UserRow};
+use crate::store::{self, AuditFilter, AuditRow, GrantRow, NewUser, StoreError, UserRow};
 use serde_json::json;
 use std::time::Duration;
 
@@ -33,7 +36,7 @@ pub struct Revoked {
 }
 
 pub struct Ops<'a> {
-    pub core: &'a Core,
+    pub base: &'a Base,
     pub actor: Actor,
 }
 
@@ -46,7 +49,7 @@ impl Ops<'_> {
         details: serde_json::Value,
     ) {
         audit::record(
-            &self.core.store,
+            &self.base.store,
             audit::Event {
                 action,
                 outcome: "success",
@@ -61,7 +64,7 @@ impl Ops<'_> {
     }
 
     pub async fn user(&self, email: &str) -> OpResult<UserRow> {
-        self.core
+        self.base
             .store
             .user_by_email(&normalize_email(email))
             .await?
@@ -70,13 +73,13 @@ impl Ops<'_> {
 
     /// Publishes the invalidation and waits (up to 3 s) for every running instance to apply it.
     async fn invalidate(&self, what: Invalidate) -> OpResult<i64> {
-        let id = self.core.invalidate(what).await?;
-        Ok(revocation::await_instances(&self.core.store, id, Duration::from_secs(3)).await?)
+        let id = self.base.invalidate(what).await?;
+        Ok(revocation::await_instances(&self.base.store, id, Duration::from_secs(3)).await?)
     }
 
     async fn end_sessions(&self, user: &UserRow, reason: &str) -> OpResult<Revoked> {
         let n = self
-            .core
+            .base
             .store
             .revoke_user_sessions(&user.id, reason, store::now())
             .await?;
@@ -88,7 +91,7 @@ impl Ops<'_> {
     }
 
     pub fn check_password(&self, password: &str, email: &str) -> OpResult<()> {
-        let unmet = crate::auth::policy::check(&self.core.config.password_policy, password, email);
+        let unmet = crate::auth::policy::check(&self.base.config.password_policy, password, email);
         if unmet.is_empty() {
             Ok(())
         } else {
@@ -97,7 +100,7 @@ impl Ops<'_> {
     }
 
     async fn role_exists(&self, role: &str) -> OpResult<()> {
-        match self.core.store.role(role).await? {
+        match self.base.store.role(role).await? {
             Some(_) => Ok(()),
             None => Err(OpError::Invalid(format!(
                 "no role named {role:?} (create it with `gatehouse admin role create`)"
@@ -126,7 +129,7 @@ impl Ops<'_> {
             Some(p) => {
                 self.check_password(p, email)?;
                 Some(
-                    self.core
+                    self.base
                         .passwords
                         .hash(p)
                         .await
@@ -138,7 +141,7 @@ impl Ops<'_> {
         let id = uuid::Uuid::now_v7().to_string();
         let now = store::now();
         match self
-            .core
+            .base
             .store
             .insert_user(
                 &NewUser {
@@ -162,7 +165,7 @@ impl Ops<'_> {
             other => other?,
         }
         for (role, app) in roles {
-            self.core.store.grant(&id, role, app, now).await?;
+            self.base.store.grant(&id, role, app, now).await?;
         }
         let roles_json: Vec<String> = roles.iter().map(|(r, a)| format!("{r}@{a}")).collect();
         self.audit(
@@ -181,7 +184,7 @@ impl Ops<'_> {
         status: UserStatus,
     ) -> OpResult<(UserRow, Revoked)> {
         let user = self.user(email).await?;
-        self.core
+        self.base
             .store
             .set_user_status(&user.id, status.as_str(), store::now())
             .await?;
@@ -207,7 +210,7 @@ impl Ops<'_> {
 
     pub async fn unlock(&self, email: &str) -> OpResult<UserRow> {
         let user = self.user(email).await?;
-        self.core.store.clear_failures(&user.id).await?;
+        self.base.store.clear_failures(&user.id).await?;
         self.audit(
             "user.unlock",
             &user.email,
@@ -220,7 +223,7 @@ impl Ops<'_> {
 
     pub async fn reset_mfa(&self, email: &str) -> OpResult<(UserRow, Revoked)> {
         let user = self.user(email).await?;
-        self.core.store.clear_mfa(&user.id, store::now()).await?;
+        self.base.store.clear_mfa(&user.id, store::now()).await?;
         let revoked = self.end_sessions(&user, "mfa_reset").await?;
         self.audit(
             "mfa.reset",
@@ -237,16 +240,16 @@ impl Ops<'_> {
         let user = self.user(email).await?;
         self.check_password(password, &user.email)?;
         let hash = self
-            .core
+            .base
             .passwords
             .hash(password)
             .await
             .map_err(|e| OpError::Invalid(e.to_string()))?;
-        self.core
+        self.base
             .store
             .set_password(&user.id, &hash, true, store::now())
             .await?;
-        self.core.store.clear_failures(&user.id).await?;
+        self.base.store.clear_failures(&user.id).await?;
         let revoked = self.end_sessions(&user, "temporary_password").await?;
         self.audit(
             "password.temporary",
@@ -269,7 +272,7 @@ impl Ops<'_> {
             json!({ "pseudonym": pseudonym }),
         )
         .await;
-        self.core
+        self.base
             .store
             .anonymize_user(&user.id, &user.email, &pseudonym, store::now())
             .await?;
@@ -279,7 +282,7 @@ impl Ops<'_> {
     pub async fn delete(&self, email: &str) -> OpResult<Revoked> {
         let user = self.user(email).await?;
         let revoked = self.end_sessions(&user, "deleted").await?;
-        self.core.store.delete_user(&user.id).await?;
+        self.base.store.delete_user(&user.id).await?;
         self.audit(
             "user.delete",
             &user.email,
@@ -300,7 +303,7 @@ impl Ops<'_> {
             return Err(OpError::Invalid("--seat: must be limited or modify".into()));
         }
         match self
-            .core
+            .base
             .store
             .create_role(name, seat, description, store::now())
             .await
@@ -332,9 +335,9 @@ impl Ops<'_> {
         self.role_exists(role).await?;
         let now = store::now();
         let changed = if grant {
-            self.core.store.grant(&user.id, role, app, now).await?
+            self.base.store.grant(&user.id, role, app, now).await?
         } else {
-            self.core.store.revoke(&user.id, role, app).await?
+            self.base.store.revoke(&user.id, role, app).await?
         };
         if changed {
             // Cached rights of this user are stale everywhere.
@@ -357,7 +360,7 @@ impl Ops<'_> {
         let token = format!("gh_{}", crate::crypto::random_token());
         let id = uuid::Uuid::now_v7().to_string();
         match self
-            .core
+            .base
             .store
             .insert_api_token(
                 &id,
@@ -380,11 +383,11 @@ impl Ops<'_> {
     }
 
     pub async fn revoke_session_by_id(&self, id: &str) -> OpResult<Revoked> {
-        let Some(row) = self.core.store.session_by_id(id).await? else {
+        let Some(row) = self.base.store.session_by_id(id).await? else {
             return Err(OpError::Invalid(format!("--id: no session {id}")));
         };
         let hashes = self
-            .core
+            .base
             .store
             .revoke_session(id, "admin", store::now())
             .await?;
@@ -396,7 +399,7 @@ impl Ops<'_> {
             revoked.instances_pending = self.invalidate(Invalidate::Session(hash)).await?;
         }
         let email = self
-            .core
+            .base
             .store
             .user_by_id(&row.user_id)
             .await?
@@ -427,7 +430,7 @@ impl Ops<'_> {
 
     fn metered_app(&self, app: &str) -> OpResult<&crate::config::app::AppConfig> {
         let a = self
-            .core
+            .base
             .config
             .apps
             .iter()
@@ -446,7 +449,7 @@ impl Ops<'_> {
     pub async fn seat_holders(&self, app: &str) -> OpResult<Vec<store::SeatRow>> {
         let a = self.metered_app(app)?;
         Ok(self
-            .core
+            .base
             .store
             .seat_holders(app, store::now(), a.seat_idle_timeout.as_secs() as i64)
             .await?)
@@ -456,7 +459,7 @@ impl Ops<'_> {
     pub async fn release_seat(&self, app: &str, email: &str) -> OpResult<bool> {
         self.metered_app(app)?;
         let user = self.user(email).await?;
-        let released = self.core.store.release_seat(app, &user.id).await?;
+        let released = self.base.store.release_seat(app, &user.id).await?;
         self.invalidate(Invalidate::User(user.id.clone())).await?;
         self.audit(
             "seat.release",
@@ -471,7 +474,7 @@ impl Ops<'_> {
     /// Per UTC day: the peak of concurrent modify users, the licensed seats, the minutes over.
     pub async fn seat_report(&self, app: &str, since: i64) -> OpResult<Vec<SeatDay>> {
         let a = self.metered_app(app)?;
-        let rows = self.core.store.seat_usage(app, since / 60).await?;
+        let rows = self.base.store.seat_usage(app, since / 60).await?;
         let mut days: Vec<SeatDay> = Vec::new();
         for r in rows {
             let day = crate::audit::format_time(r.minute * 60)[..10].to_string();
@@ -496,6 +499,170 @@ impl Ops<'_> {
     pub fn display_status<'b>(&self, user: &'b UserRow) -> &'b str {
         directory::display_status(&user.status, user.locked_until, store::now())
     }
+
+    // Reads.
+
+    /// What an administrator is shown of a user: no hash, no secret.
+    pub async fn describe(&self, u: &UserRow) -> OpResult<UserDetail> {
+        let now = store::now();
+        Ok(UserDetail {
+            id: u.id.clone(),
+            email: u.email.clone(),
+            name: u.name.clone(),
+            status: self.display_status(u).to_string(),
+            password_set: u.password_hash.is_some(),
+            password_must_change: u.password_must_change != 0,
+            mfa: u.totp_secret.is_some(),
+            recovery_codes_left: self.base.store.recovery_codes_left(&u.id).await?,
+            failed_attempts: u.failed_count,
+            locked_until: u.locked_until.filter(|t| *t > now),
+            grants: self.base.store.grants_of(&u.id).await?,
+            sessions: self.base.store.list_sessions(Some(&u.id), now).await?.len(),
+            created_at: u.created_at,
+        })
+    }
+
+    pub async fn show_user(&self, email: &str) -> OpResult<UserDetail> {
+        self.describe(&self.user(email).await?).await
+    }
+
+    pub async fn list_users(&self) -> OpResult<Vec<UserDetail>> {
+        let mut out = Vec::new();
+        for u in self.base.store.list_users().await? {
+            out.push(self.describe(&u).await?);
+        }
+        Ok(out)
+    }
+
+    /// The live sessions, of one user (by email) or of everyone.
+    pub async fn list_sessions(&self, email: Option<&str>) -> OpResult<Vec<SessionSummary>> {
+        let user = match email {
+            Some(e) => Some(self.user(e).await?),
+            None => None,
+        };
+        let rows = self
+            .base
+            .store
+            .list_sessions(user.as_ref().map(|u| u.id.as_str()), store::now())
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for s in rows {
+            let email = match &user {
+                Some(u) => u.email.clone(),
+                None => self
+                    .base
+                    .store
+                    .user_by_id(&s.user_id)
+                    .await?
+                    .map(|u| u.email)
+                    .unwrap_or_default(),
+            };
+            out.push(SessionSummary {
+                id: s.id,
+                user_id: s.user_id,
+                email,
+                stage: s.stage,
+                amr: s.amr,
+                ip: s.ip,
+                user_agent: s.user_agent,
+                created_at: s.created_at,
+                last_seen_at: s.last_seen_at,
+                expires_at: s.expires_at,
+            });
+        }
+        Ok(out)
+    }
+
+    pub async fn list_api_tokens(&self) -> OpResult<Vec<store::ApiTokenRow>> {
+        Ok(self.base.store.list_api_tokens().await?)
+    }
+
+    pub async fn list_roles(&self) -> OpResult<Vec<store::RoleRow>> {
+        Ok(self.base.store.list_roles().await?)
+    }
+
+    /// The audit trail since `since`, of the events where `email` acted or was acted upon (or,
+    /// when no user has that address, whose target it is), shown as `viewer_email` would see
+    /// it (default: a full access administrator).
+    pub async fn audit_trail(
+        &self,
+        since: Option<i64>,
+        email: Option<&str>,
+        viewer_email: Option<&str>,
+    ) -> OpResult<AuditTrail> {
+        let mut filter = AuditFilter {
+            since,
+            ..Default::default()
+        };
+        if let Some(e) = email {
+            let normalized = normalize_email(e);
+            match self.base.store.user_by_email(&normalized).await? {
+                Some(u) => filter.user_id = Some(u.id),
+                None => filter.target = Some(normalized),
+            }
+        }
+        let viewer = match viewer_email {
+            None => Viewer::FullAdmin,
+            Some(e) => {
+                let Some(u) = self.base.store.user_by_email(&normalize_email(e)).await? else {
+                    return Err(OpError::Invalid(format!("--as: no user {}", e.trim())));
+                };
+                let grants = self.base.store.grants_of(&u.id).await?;
+                if grants.iter().any(|g| g.role == "admin") {
+                    Viewer::FullAdmin
+                } else {
+                    Viewer::Other
+                }
+            }
+        };
+        Ok(AuditTrail {
+            events: self.base.store.query_audit(&filter).await?,
+            viewer,
+        })
+    }
+}
+
+/// A user as [`Ops::describe`] shows them. Times are Unix seconds.
+#[derive(Debug, Clone)]
+pub struct UserDetail {
+    pub id: String,
+    pub email: String,
+    pub name: String,
+    /// As shown: `active`, `blocked`, `locked`, ... (see `directory::display_status`).
+    pub status: String,
+    pub password_set: bool,
+    pub password_must_change: bool,
+    pub mfa: bool,
+    pub recovery_codes_left: i64,
+    pub failed_attempts: i64,
+    /// Only while the lock holds; `i64::MAX` = until an administrator unlocks.
+    pub locked_until: Option<i64>,
+    pub grants: Vec<GrantRow>,
+    /// Live sessions.
+    pub sessions: usize,
+    pub created_at: i64,
+}
+
+/// A live session as [`Ops::list_sessions`] shows it (no token hash). Times are Unix seconds.
+#[derive(Debug, Clone)]
+pub struct SessionSummary {
+    pub id: String,
+    pub user_id: String,
+    pub email: String,
+    pub stage: String,
+    pub amr: String,
+    pub ip: String,
+    pub user_agent: String,
+    pub created_at: i64,
+    pub last_seen_at: i64,
+    pub expires_at: i64,
+}
+
+/// Audit events, oldest first, and whom they are shown to.
+#[derive(Debug, Clone)]
+pub struct AuditTrail {
+    pub events: Vec<AuditRow>,
+    pub viewer: Viewer,
 }
 
 #[derive(Debug, serde::Serialize)]

@@ -6,9 +6,14 @@
 //! victim's browser, does not sign the victim's forms (OWASP: the signed double-submit cookie
 //! is tied to the session).
 
+use crate::core::AppState;
 use crate::crypto::{self, Keys};
+use crate::error::AppError;
 use crate::web::cookies::{self, CookieSpec};
+use crate::web::extract::Form;
+use axum::extract::FromRequest;
 use axum::http::HeaderMap;
+use serde::de::DeserializeOwned;
 
 pub struct Csrf {
     pub cookie_name: String,
@@ -70,5 +75,30 @@ impl Csrf {
             ),
             _ => false,
         }
+    }
+}
+
+/// A form that carries the CSRF tag the page was rendered with (a `csrf` field).
+pub trait CsrfToken {
+    fn csrf_token(&self) -> &str;
+}
+
+/// A form body whose CSRF tag has been checked: the extractor reads the form through
+/// [`crate::web::extract::Form`] (a form it cannot read is a `400`) and refuses with
+/// [`AppError::Csrf`] before the handler runs, so a handler that takes one cannot forget the
+/// check.
+pub struct CsrfForm<T>(pub T);
+
+impl<T> FromRequest<AppState> for CsrfForm<T>
+where
+    T: DeserializeOwned + CsrfToken,
+{
+    type Rejection = AppError;
+
+    async fn from_request(req: axum::extract::Request, core: &AppState) -> Result<Self, AppError> {
+        let headers = req.headers().clone();
+        let Form(f) = Form::<T>::from_request(req, core).await?;
+        super::check_csrf(core, &headers, f.csrf_token())?;
+        Ok(CsrfForm(f))
     }
 }

@@ -1,14 +1,15 @@
 //! `/mfa/enroll`: TOTP enrolment (key URI + QR code), confirmed by a first valid code, then ten
 //! recovery codes shown once. Forced when MFA is required and the user has none.
 
+use super::csrf::CsrfForm;
 use super::session::Stage;
-use super::{advance_location, check_csrf, page, session_at, to_login, totp};
+use super::{advance_location, page, session_at, to_login, totp};
 use crate::audit::{self, Actor};
 use crate::core::{AppState, Core};
 use crate::error::AppError;
 use crate::store::{self, UserRow};
 use crate::web::ClientInfo;
-use crate::web::extract::{Form, Query};
+use crate::web::extract::Query;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
@@ -89,13 +90,18 @@ pub struct EnrollForm {
     rd: String,
 }
 
+impl super::csrf::CsrfToken for EnrollForm {
+    fn csrf_token(&self) -> &str {
+        &self.csrf
+    }
+}
+
 pub async fn post_enroll(
     State(core): State<AppState>,
     client: ClientInfo,
     headers: HeaderMap,
-    Form(f): Form<EnrollForm>,
+    CsrfForm(f): CsrfForm<EnrollForm>,
 ) -> Result<Response, AppError> {
-    check_csrf(&core, &headers, &f.csrf)?;
     let Some((session, user)) =
         session_at(&core, &headers, &[Stage::MfaEnroll, Stage::Active]).await?
     else {

@@ -365,9 +365,8 @@ pub async fn post_logout(
     client: ClientInfo,
     headers: HeaderMap,
     uri: axum::http::Uri,
-    crate::web::extract::Form(f): crate::web::extract::Form<super::login::LogoutForm>,
+    _checked: super::CsrfForm<super::login::LogoutForm>,
 ) -> Result<Response, AppError> {
-    super::check_csrf(&core, &headers, &f.csrf)?;
     super::login::sign_out(&core, &headers, &client).await?;
     let host = crate::proxy::request_host(&uri, &headers);
     // The cookie as this host got it: host-only on an app host, the configured spec on the

@@ -1,16 +1,17 @@
 //! `/login` (email + password), `/login/mfa` (TOTP or recovery code), `/logout`.
 
+use super::csrf::CsrfForm;
 use super::lockout::Slot;
 use super::password::Verified;
 use super::session::Stage;
-use super::{advance, check_csrf, end_session, page, session_at, to_login, totp};
+use super::{advance, end_session, page, session_at, to_login, totp};
 use crate::audit::{self, Actor};
 use crate::core::AppState;
 use crate::directory::{UserStatus, normalize_email};
 use crate::error::AppError;
 use crate::store::{self, UserRow};
 use crate::web::ClientInfo;
-use crate::web::extract::{Form, Query};
+use crate::web::extract::Query;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -36,6 +37,12 @@ pub struct LoginForm {
     password: String,
     #[serde(default)]
     rd: String,
+}
+
+impl super::csrf::CsrfToken for LoginForm {
+    fn csrf_token(&self) -> &str {
+        &self.csrf
+    }
 }
 
 pub async fn get_login(
@@ -96,9 +103,8 @@ pub async fn post_login(
     State(core): State<AppState>,
     client: ClientInfo,
     headers: HeaderMap,
-    Form(f): Form<LoginForm>,
+    CsrfForm(f): CsrfForm<LoginForm>,
 ) -> Result<Response, AppError> {
-    check_csrf(&core, &headers, &f.csrf)?;
     let email = normalize_email(&f.email);
     if core.lockout.ip_blocked(client.ip) {
         // Same work as a real attempt, so the throttle is not visible in the timing either.
@@ -223,6 +229,12 @@ pub struct CodeForm {
     rd: String,
 }
 
+impl super::csrf::CsrfToken for CodeForm {
+    fn csrf_token(&self) -> &str {
+        &self.csrf
+    }
+}
+
 pub async fn get_mfa(
     State(core): State<AppState>,
     headers: HeaderMap,
@@ -273,9 +285,8 @@ pub async fn post_mfa(
     State(core): State<AppState>,
     client: ClientInfo,
     headers: HeaderMap,
-    Form(f): Form<CodeForm>,
+    CsrfForm(f): CsrfForm<CodeForm>,
 ) -> Result<Response, AppError> {
-    check_csrf(&core, &headers, &f.csrf)?;
     let Some((session, user)) = session_at(&core, &headers, &[Stage::Mfa]).await? else {
         return Ok(to_login(&f.rd));
     };
@@ -336,13 +347,18 @@ pub struct LogoutForm {
     pub csrf: String,
 }
 
+impl super::csrf::CsrfToken for LogoutForm {
+    fn csrf_token(&self) -> &str {
+        &self.csrf
+    }
+}
+
 pub async fn post_logout(
     State(core): State<AppState>,
     client: ClientInfo,
     headers: HeaderMap,
-    Form(f): Form<LogoutForm>,
+    _checked: CsrfForm<LogoutForm>,
 ) -> Result<Response, AppError> {
-    check_csrf(&core, &headers, &f.csrf)?;
     sign_out(&core, &headers, &client).await?;
     let clear = crate::web::cookies::clear(core.config.session_cookie_name(), &core.cookie_spec());
     Ok(super::see_other("/login", Some(clear)).into_response())

@@ -21,6 +21,7 @@ pub mod session;
 pub mod setup;
 pub mod totp;
 
+pub use csrf::{CsrfForm, CsrfToken};
 pub use current::{current_session, current_session_on, session_at};
 pub use flow::{
     advance, advance_location, end_session, next_stage, session_cookie, stage_location,

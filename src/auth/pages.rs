@@ -35,6 +35,9 @@ pub fn page(
     r
 }
 
+/// The CSRF check by hand. Form handlers do not call it: they take [`super::CsrfForm`],
+/// which calls it before the handler runs; it is here for a handler whose token does not
+/// arrive in a form body (none so far).
 pub fn check_csrf(core: &Core, headers: &HeaderMap, token: &str) -> Result<(), AppError> {
     if core.csrf.verify(&core.keys, headers, token) {
         Ok(())

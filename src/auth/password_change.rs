@@ -2,17 +2,18 @@
 //! (current `password` + `new_password`). Either way the policy applies and every other
 //! session of the person ends.
 
+use super::csrf::CsrfForm;
 use super::lockout::Slot;
 use super::password::Verified;
 use super::session::Stage;
-use super::{advance, check_csrf, page, policy, policy_text, session_at, to_login};
+use super::{advance, page, policy, policy_text, session_at, to_login};
 use crate::audit::{self, Actor};
 use crate::core::{AppState, Core};
 use crate::error::AppError;
 use crate::revocation::Invalidate;
 use crate::store::{self, UserRow};
 use crate::web::ClientInfo;
-use crate::web::extract::{Form, Query};
+use crate::web::extract::Query;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
@@ -69,6 +70,12 @@ pub struct ChangeForm {
     rd: String,
 }
 
+impl super::csrf::CsrfToken for ChangeForm {
+    fn csrf_token(&self) -> &str {
+        &self.csrf
+    }
+}
+
 /// Checks the policy; the message names every unmet rule.
 pub fn policy_refusal(core: &Core, password: &str, email: &str) -> Option<String> {
     let unmet = policy::check(&core.config.password_policy, password, email);
@@ -79,9 +86,8 @@ pub async fn post_change(
     State(core): State<AppState>,
     client: ClientInfo,
     headers: HeaderMap,
-    Form(f): Form<ChangeForm>,
+    CsrfForm(f): CsrfForm<ChangeForm>,
 ) -> Result<Response, AppError> {
-    check_csrf(&core, &headers, &f.csrf)?;
     let Some((session, user)) =
         session_at(&core, &headers, &[Stage::PasswordChange, Stage::Active]).await?
     else {

@@ -1,9 +1,10 @@
 //! `/setup?token=…`: the one-time link printed at first start creates the first full access
 //! administrator (password meeting the policy, then TOTP enrolment, always).
 
+use super::csrf::CsrfForm;
 use super::password_change::policy_refusal;
 use super::session::{NewSession, Stage};
-use super::{check_csrf, page, policy_text, see_other, session_cookie};
+use super::{page, policy_text, see_other, session_cookie};
 use crate::audit::{self, Actor};
 use crate::core::{AppState, Core};
 use crate::crypto;
@@ -11,7 +12,7 @@ use crate::directory::{UserStatus, normalize_email, valid_email};
 use crate::error::AppError;
 use crate::store::{self, NewUser};
 use crate::web::ClientInfo;
-use crate::web::extract::{Form, Query};
+use crate::web::extract::Query;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
@@ -76,13 +77,18 @@ pub struct SetupForm {
     new_password: String,
 }
 
+impl super::csrf::CsrfToken for SetupForm {
+    fn csrf_token(&self) -> &str {
+        &self.csrf
+    }
+}
+
 pub async fn post_setup(
     State(core): State<AppState>,
     client: ClientInfo,
     headers: HeaderMap,
-    Form(f): Form<SetupForm>,
+    CsrfForm(f): CsrfForm<SetupForm>,
 ) -> Result<Response, AppError> {
-    check_csrf(&core, &headers, &f.csrf)?;
     if !token_ok(&core, &f.token).await? {
         return Ok(invalid_link(&core, &headers));
     }

@@ -1,6 +1,7 @@
 //! One integration test binary (links once): each module starts the real `gatehouse` binary on
 //! a free loopback port with its own database (SQLite file, or a fresh PostgreSQL database when
-//! `GATEHOUSE_TEST_DATABASE_URL` is set) and talks HTTP to it.
+//! `GATEHOUSE_TEST_DATABASE_URL` is set) and talks HTTP to it; `schema` compares the two
+//! backends' migrations without a server.
 
 mod harness;
 mod raw;
@@ -15,6 +16,7 @@ mod h1;
 mod listen;
 mod metrics;
 mod proxy;
+mod schema;
 mod seats;
 mod signin;
 mod tls;

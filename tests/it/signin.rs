@@ -328,6 +328,32 @@ async fn posts_without_a_valid_csrf_token_are_refused() {
     assert_eq!(signed.get("/").await.status, 200, "still signed in");
 }
 
+/// Every form handler takes `auth::CsrfForm`: a forged token is refused (403) before the
+/// handler runs, whatever the endpoint and whether or not anyone is signed in.
+#[tokio::test]
+async fn every_form_endpoint_refuses_a_forged_csrf_token() {
+    let server = Server::start();
+    server.create_user("judy@example.com", GOOD_PASSWORD, &[]);
+    let mut anonymous = server.browser();
+    anonymous.get("/login").await;
+    let mut signed = sign_in(&server, "judy@example.com", GOOD_PASSWORD, None).await;
+    for b in [&mut anonymous, &mut signed] {
+        for path in [
+            "/login",
+            "/login/mfa",
+            "/logout",
+            "/mfa/enroll",
+            "/password/change",
+            "/setup",
+            "/.gatehouse/logout",
+        ] {
+            let r = b.post(path, &[("csrf", "forged")]).await;
+            assert_eq!(r.status, 403, "POST {path}: {}", r.body);
+        }
+    }
+    assert_eq!(signed.get("/").await.status, 200, "still signed in");
+}
+
 #[tokio::test]
 async fn session_cookie_flags_and_admin_revocation() {
     let server = Server::start();

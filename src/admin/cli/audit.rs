@@ -2,13 +2,11 @@
 
 use super::Out;
 use super::args::{AuditArgs, Format};
-use crate::admin::ops::OpError;
-use crate::audit::{Viewer, display};
-use crate::core::Core;
-use crate::store::AuditFilter;
+use crate::admin::ops::{OpError, Ops};
+use crate::audit::display;
 use serde_json::{Value, json};
 
-pub async fn execute(core: &Core, a: AuditArgs) -> Result<Out, OpError> {
+pub async fn execute(ops: &Ops<'_>, a: AuditArgs) -> Result<Out, OpError> {
     let since = match &a.since {
         Some(s) => Some(crate::audit::parse_since(s).ok_or_else(|| {
             OpError::Invalid(format!(
@@ -17,39 +15,10 @@ pub async fn execute(core: &Core, a: AuditArgs) -> Result<Out, OpError> {
         })?),
         None => None,
     };
-    let mut filter = AuditFilter {
-        since,
-        ..Default::default()
-    };
-    if let Some(e) = &a.email {
-        match core
-            .store
-            .user_by_email(&crate::directory::normalize_email(e))
-            .await?
-        {
-            Some(u) => filter.user_id = Some(u.id),
-            None => filter.target = Some(crate::directory::normalize_email(e)),
-        }
-    }
-    let viewer = match &a.viewer {
-        None => Viewer::FullAdmin,
-        Some(e) => {
-            let Some(u) = core
-                .store
-                .user_by_email(&crate::directory::normalize_email(e))
-                .await?
-            else {
-                return Err(OpError::Invalid(format!("--as: no user {}", e.trim())));
-            };
-            let grants = core.store.grants_of(&u.id).await?;
-            if grants.iter().any(|g| g.role == "admin") {
-                Viewer::FullAdmin
-            } else {
-                Viewer::Other
-            }
-        }
-    };
-    let rows = core.store.query_audit(&filter).await?;
+    let trail = ops
+        .audit_trail(since, a.email.as_deref(), a.viewer.as_deref())
+        .await?;
+    let (rows, viewer) = (trail.events, trail.viewer);
     let json_rows: Vec<Value> = rows
         .iter()
         .map(|r| {

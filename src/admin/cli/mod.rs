@@ -11,11 +11,10 @@ mod user;
 
 pub use args::*;
 
-use super::ops::{OpError, Ops, Revoked};
+use super::ops::{OpError, Ops, Revoked, UserDetail};
 use crate::audit::Actor;
 use crate::config::Config;
-use crate::core::Core;
-use crate::store::{self, UserRow};
+use crate::core::Base;
 use serde_json::{Value, json};
 use std::io::{BufRead, IsTerminal};
 use std::process::ExitCode;
@@ -43,24 +42,22 @@ fn read_stdin_password() -> Result<String, OpError> {
     Ok(p)
 }
 
-async fn user_json(core: &Core, ops: &Ops<'_>, u: &UserRow) -> Result<Value, OpError> {
-    let grants = core.store.grants_of(&u.id).await?;
-    let sessions = core.store.list_sessions(Some(&u.id), store::now()).await?;
-    Ok(json!({
+fn user_json(u: &UserDetail) -> Value {
+    json!({
         "id": u.id,
         "email": u.email,
         "name": u.name,
-        "status": ops.display_status(u),
-        "password_set": u.password_hash.is_some(),
-        "password_must_change": u.password_must_change != 0,
-        "mfa": u.totp_secret.is_some(),
-        "recovery_codes_left": core.store.recovery_codes_left(&u.id).await?,
-        "failed_attempts": u.failed_count,
-        "locked_until": u.locked_until.filter(|t| *t > store::now()).map(|t| if t == i64::MAX { "manual unlock".to_string() } else { crate::audit::format_time(t) }),
-        "roles": grants.iter().map(|g| json!({"role": g.role, "app": g.app, "seat": g.seat})).collect::<Vec<_>>(),
-        "sessions": sessions.len(),
+        "status": u.status,
+        "password_set": u.password_set,
+        "password_must_change": u.password_must_change,
+        "mfa": u.mfa,
+        "recovery_codes_left": u.recovery_codes_left,
+        "failed_attempts": u.failed_attempts,
+        "locked_until": u.locked_until.map(|t| if t == i64::MAX { "manual unlock".to_string() } else { crate::audit::format_time(t) }),
+        "roles": u.grants.iter().map(|g| json!({"role": g.role, "app": g.app, "seat": g.seat})).collect::<Vec<_>>(),
+        "sessions": u.sessions,
         "created_at": crate::audit::format_time(u.created_at),
-    }))
+    })
 }
 
 fn revoked_text(r: &Revoked) -> String {
@@ -74,33 +71,35 @@ fn revoked_text(r: &Revoked) -> String {
     s
 }
 
-async fn execute(core: &Core, cmd: AdminCommand) -> Result<Out, OpError> {
+async fn execute(base: &Base, cmd: AdminCommand) -> Result<Out, OpError> {
     let ops = Ops {
-        core,
+        base,
         actor: Actor::cli(),
     };
     match cmd {
-        AdminCommand::User(c) => user::execute(core, &ops, c).await,
-        AdminCommand::Role(c) => role::execute(core, &ops, c).await,
+        AdminCommand::User(c) => user::execute(&ops, c).await,
+        AdminCommand::Role(c) => role::execute(&ops, c).await,
         AdminCommand::Grant(g) => role::grant(&ops, g, true).await,
         AdminCommand::Revoke(g) => role::grant(&ops, g, false).await,
-        AdminCommand::Token(c) => token::execute(core, &ops, c).await,
-        AdminCommand::Session(c) => session::execute(core, &ops, c).await,
+        AdminCommand::Token(c) => token::execute(&ops, c).await,
+        AdminCommand::Session(c) => session::execute(&ops, c).await,
         AdminCommand::Seats(c) => seats::execute(&ops, c).await,
-        AdminCommand::Audit(a) => audit::execute(core, a).await,
+        AdminCommand::Audit(a) => audit::execute(&ops, a).await,
     }
 }
 
+/// Runs one command on a [`Base`] (the store, keys, config and revocation publisher; no
+/// server state): a CLI process holds no caches, so its invalidations are only published.
 pub async fn run(config: Config, json: bool, cmd: AdminCommand) -> ExitCode {
-    let core = match Core::open(config).await {
-        Ok(c) => c,
+    let base = match Base::open(config, crate::revocation::Bus::default()).await {
+        Ok(b) => b,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::FAILURE;
         }
     };
-    let result = execute(&core, cmd).await;
-    core.store.close().await;
+    let result = execute(&base, cmd).await;
+    base.store.close().await;
     match result {
         Ok(out) => {
             if json {

@@ -3,10 +3,9 @@
 use super::Out;
 use super::args::{GrantArgs, RoleCommand};
 use crate::admin::ops::{OpError, Ops};
-use crate::core::Core;
 use serde_json::json;
 
-pub async fn execute(core: &Core, ops: &Ops<'_>, cmd: RoleCommand) -> Result<Out, OpError> {
+pub async fn execute(ops: &Ops<'_>, cmd: RoleCommand) -> Result<Out, OpError> {
     Ok(match cmd {
         RoleCommand::Create {
             name,
@@ -20,7 +19,7 @@ pub async fn execute(core: &Core, ops: &Ops<'_>, cmd: RoleCommand) -> Result<Out
             }
         }
         RoleCommand::List => {
-            let roles = core.store.list_roles().await?;
+            let roles = ops.list_roles().await?;
             Out {
                 text: roles
                     .iter()

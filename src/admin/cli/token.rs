@@ -3,10 +3,9 @@
 use super::Out;
 use super::args::TokenCommand;
 use crate::admin::ops::{OpError, Ops};
-use crate::core::Core;
 use serde_json::json;
 
-pub async fn execute(core: &Core, ops: &Ops<'_>, cmd: TokenCommand) -> Result<Out, OpError> {
+pub async fn execute(ops: &Ops<'_>, cmd: TokenCommand) -> Result<Out, OpError> {
     Ok(match cmd {
         TokenCommand::Create { name } => {
             let token = ops.create_api_token(&name).await?;
@@ -16,7 +15,7 @@ pub async fn execute(core: &Core, ops: &Ops<'_>, cmd: TokenCommand) -> Result<Ou
             }
         }
         TokenCommand::List => {
-            let tokens = core.store.list_api_tokens().await?;
+            let tokens = ops.list_api_tokens().await?;
             Out {
                 text: tokens
                     .iter()

@@ -5,11 +5,10 @@ use super::args::UserCommand;
 use super::{read_stdin_password, revoked_text, user_json};
 use crate::admin::ops::generate_temp_password;
 use crate::admin::ops::{OpError, Ops};
-use crate::core::Core;
 use crate::directory::{UserStatus, parse_role_spec};
 use serde_json::json;
 
-pub async fn execute(core: &Core, ops: &Ops<'_>, cmd: UserCommand) -> Result<Out, OpError> {
+pub async fn execute(ops: &Ops<'_>, cmd: UserCommand) -> Result<Out, OpError> {
     Ok(match cmd {
         UserCommand::Create {
             email,
@@ -26,7 +25,7 @@ pub async fn execute(core: &Core, ops: &Ops<'_>, cmd: UserCommand) -> Result<Out
             let user = ops
                 .create_user(&email, &name, &roles, password.as_deref(), false)
                 .await?;
-            let j = user_json(core, ops, &user).await?;
+            let j = user_json(&ops.describe(&user).await?);
             let hint = if password.is_none() {
                 "\n  no password yet: give one with `gatehouse admin user set-temp-password`"
             } else {
@@ -38,30 +37,22 @@ pub async fn execute(core: &Core, ops: &Ops<'_>, cmd: UserCommand) -> Result<Out
             }
         }
         UserCommand::List => {
-            let users = core.store.list_users().await?;
+            let users = ops.list_users().await?;
             let mut list = Vec::new();
             let mut text = String::new();
             for u in &users {
-                let j = user_json(core, ops, u).await?;
                 text.push_str(&format!(
                     "{:<40} {:<13} mfa={:<5} roles={}\n",
                     u.email,
-                    ops.display_status(u),
-                    u.totp_secret.is_some(),
-                    j["roles"]
-                        .as_array()
-                        .map(|a| a
-                            .iter()
-                            .map(|g| format!(
-                                "{}@{}",
-                                g["role"].as_str().unwrap_or(""),
-                                g["app"].as_str().unwrap_or("")
-                            ))
-                            .collect::<Vec<_>>()
-                            .join(","))
-                        .unwrap_or_default()
+                    u.status,
+                    u.mfa,
+                    u.grants
+                        .iter()
+                        .map(|g| format!("{}@{}", g.role, g.app))
+                        .collect::<Vec<_>>()
+                        .join(",")
                 ));
-                list.push(j);
+                list.push(user_json(u));
             }
             text.push_str(&format!("{} user(s)", users.len()));
             Out {
@@ -70,8 +61,7 @@ pub async fn execute(core: &Core, ops: &Ops<'_>, cmd: UserCommand) -> Result<Out
             }
         }
         UserCommand::Show(a) => {
-            let user = ops.user(&a.email).await?;
-            let j = user_json(core, ops, &user).await?;
+            let j = user_json(&ops.show_user(&a.email).await?);
             Out {
                 text: serde_json::to_string_pretty(&j).unwrap_or_default(),
                 json: j,
