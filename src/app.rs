@@ -1,10 +1,12 @@
 //! The running service: router assembly (each feature brings its own routes), the dispatch of
-//! every request to the proxy or the router, and serving with graceful shutdown.
+//! every request to the proxy or the router (`Gateway`, the server's `server::Dispatch`), and
+//! serving with graceful shutdown.
 
 use crate::config::Config;
 use crate::core::{AppState, BoxError, Core};
 use crate::crypto;
 use crate::revocation;
+use crate::server::http1::{Conn, Fast, Head};
 use crate::store;
 use axum::Router;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -68,33 +70,6 @@ impl Gateway {
         }
     }
 
-    /// The proxy's fast path for an HTTP/1.1 request (see `web::h1`, `proxy::relay`); its
-    /// target is canonical already (`web::h1::parse`). An ambiguous one is bridged to the
-    /// router, which refuses it.
-    pub async fn fast(
-        &self,
-        c: &mut crate::web::h1::Conn,
-        head: &crate::web::h1::Head,
-    ) -> crate::proxy::relay::Fast {
-        match self.core.proxy.routes.route(head.host(), head.path()) {
-            Ok(Some(idx)) => crate::proxy::relay::relay(&self.core, idx, c, head).await,
-            _ => crate::proxy::relay::Fast::Bridge,
-        }
-    }
-
-    /// Whether a request is for an app (else for the gateway's own pages and APIs).
-    pub fn is_app_request(&self, head: &crate::web::h1::Head) -> bool {
-        !matches!(
-            self.core.proxy.routes.route(head.host(), head.path()),
-            Ok(None)
-        )
-    }
-
-    /// Keeps a fast-path upstream connection for reuse.
-    pub fn give_back(&self, idx: usize, up: crate::proxy::relay::UpConn) {
-        self.core.proxy.upstreams.give_back(idx, up);
-    }
-
     /// Answers one request through the proxy (for an app) or the router.
     pub fn call(
         &self,
@@ -137,6 +112,57 @@ impl Gateway {
                 }
             }
         }
+    }
+}
+
+/// The server's view of the gateway: the proxy's fast path (`proxy::relay`) first, the rest
+/// through `call`.
+impl crate::server::Dispatch for Gateway {
+    type Slot = crate::proxy::relay::Slot;
+
+    fn slot(&self) -> Self::Slot {
+        crate::proxy::relay::Slot::default()
+    }
+
+    fn canonical_target(target: &str) -> Option<(std::borrow::Cow<'_, str>, usize)> {
+        crate::proxy::target::canonical_split(target).ok()
+    }
+
+    /// The head's target is canonical already (`server::http1`). An ambiguous one is bridged
+    /// to the router, which refuses it.
+    async fn fast(&self, c: &mut Conn<Self::Slot>, head: &Head) -> Fast {
+        match self.core.proxy.routes.route(head.host(), head.path()) {
+            Ok(Some(idx)) => crate::proxy::relay::relay(&self.core, idx, c, head).await,
+            _ => Fast::Bridge,
+        }
+    }
+
+    fn call(
+        &self,
+        peer: std::net::SocketAddr,
+        req: hyper::Request<axum::body::Body>,
+    ) -> impl Future<Output = hyper::Response<axum::body::Body>> + Send + use<> {
+        Gateway::call(self, peer, req)
+    }
+
+    fn is_app_request(&self, head: &Head) -> bool {
+        !matches!(
+            self.core.proxy.routes.route(head.host(), head.path()),
+            Ok(None)
+        )
+    }
+
+    fn refusal(
+        &self,
+        status: StatusCode,
+        html: bool,
+        message: &'static str,
+    ) -> hyper::Response<axum::body::Body> {
+        crate::proxy::forward::gateway_error(status, html, message)
+    }
+
+    fn release(&self, slot: &mut Self::Slot) {
+        slot.release(&self.core);
     }
 }
 
@@ -196,8 +222,7 @@ pub async fn serve(config: Config) -> Result<(), BoxError> {
     let listen = config.server.listen;
     // Refused before the database is touched (no migrations, no setup link) when another
     // process serves the address; `bind` checks again just before binding.
-    crate::web::server::ensure_free(listen)
-        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    crate::server::ensure_free(listen).map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     let core = Core::open(config).await?;
     core.metrics.install()?;
     announce_setup(&core).await?;
@@ -214,15 +239,16 @@ pub async fn serve(config: Config) -> Result<(), BoxError> {
     let sampler = tokio::spawn(sample_seats(core.clone()));
 
     let workers = core.config.server.workers;
-    let listeners = crate::web::server::bind(listen, workers)
+    let listeners = crate::server::bind(listen, workers)
         .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     let addr = listeners[0].local_addr()?;
     tracing::info!(%addr, workers, public_url = %core.config.server.public_url, "gatehouse listening");
 
     let (drain_tx, drain_rx) = tokio::sync::watch::channel(false);
-    let tls = core.config.server.tls.as_ref().map(|t| t.rustls.clone());
+    let tls = (core.config.server.tls.as_ref())
+        .map(|t| crate::server::tls::server_config(t.certs.clone()));
     let mut running =
-        crate::web::server::Workers::start(listeners, Gateway::new(core.clone()), tls, drain_rx)?;
+        crate::server::Workers::start(listeners, Gateway::new(core.clone()), tls, drain_rx)?;
     shutdown_signal().await;
     tracing::info!(grace = ?grace, "shutting down: draining in-flight requests");
     let _ = drain_tx.send(true);

@@ -97,7 +97,7 @@ pub fn run() -> ExitCode {
                 Err(code) => return code,
             };
             init_logging(&config);
-            crate::web::server::limit_allocator_arenas(config.server.workers);
+            crate::server::limit_allocator_arenas(config.server.workers);
             let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
             match rt.block_on(crate::app::serve(config)) {
                 Ok(()) => ExitCode::SUCCESS,
@@ -126,7 +126,7 @@ pub fn run() -> ExitCode {
             }
         }
         Command::DevCert(a) => {
-            match crate::web::tls::dev_cert(&a.cert, &a.key, &a.hosts, a.force) {
+            match crate::server::tls::dev_cert(&a.cert, &a.key, &a.hosts, a.force) {
                 Ok(()) => {
                     println!(
                         "wrote {} and {} (self-signed, valid 1 year for {}); for development only.\n\

@@ -4,8 +4,9 @@
 //! sign-in), `proxy` (routing, access, forwarding, forward-auth), `directory` (people and their
 //! rights), `admin` (CLI), `audit`, `revocation` (ending access everywhere), `ops` (health,
 //! readiness, metrics, keys), `store` (all SQL), `crypto`, `config`. `core` is the shared state
-//! at the bottom, `app` assembles the routers and serves, and `web` holds the little shared
-//! HTTP plumbing.
+//! at the bottom, `server` is the front door (workers, listeners, TLS, the HTTP/1.1 engine; it
+//! reaches the rest only through `server::Dispatch`), `app` assembles the routers, implements
+//! that dispatch as the gateway and serves, and `web` holds the little shared HTTP plumbing.
 
 pub mod admin;
 pub mod app;
@@ -21,5 +22,6 @@ pub mod metrics;
 pub mod ops;
 pub mod proxy;
 pub mod revocation;
+pub mod server;
 pub mod store;
 pub mod web;

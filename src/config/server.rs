@@ -25,7 +25,8 @@ pub struct ServerConfig {
 pub struct TlsConfig {
     pub cert: std::path::PathBuf,
     pub key: std::path::PathBuf,
-    pub rustls: std::sync::Arc<tokio_rustls::rustls::ServerConfig>,
+    /// The loaded pair, which the server presents (and a reload may swap).
+    pub certs: std::sync::Arc<crate::server::tls::Certificates>,
 }
 
 impl std::fmt::Debug for TlsConfig {
@@ -63,7 +64,8 @@ pub(super) fn read_server(s: &Section) -> ServerConfig {
     let metrics_allow = networks(s, "metrics_allow", &["127.0.0.0/8", "::1/128"]);
     let shutdown_grace = s.duration("shutdown_grace", "20s");
     let workers = match s.int("workers", 0, 0, 256) {
-        0 => crate::web::server::default_workers(),
+        // One per CPU the process may use.
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n as usize,
     };
     let tls = s.raw("tls").is_some().then(|| s.sub("tls")).and_then(|t| {
@@ -81,8 +83,8 @@ pub(super) fn read_server(s: &Section) -> ServerConfig {
             std::path::PathBuf::from(cert),
             std::path::PathBuf::from(key),
         );
-        match crate::web::tls::server_config(&cert, &key) {
-            Ok(rustls) => Some(TlsConfig { cert, key, rustls }),
+        match crate::server::tls::Certificates::load(&cert, &key) {
+            Ok(certs) => Some(TlsConfig { cert, key, certs }),
             Err((k, message)) => {
                 t.problem(k, message);
                 None

@@ -119,7 +119,7 @@ impl AppCounters {
 
     /// Counts one request for app `idx`, on the calling worker's own counters.
     pub fn count(&self, idx: usize, outcome: Outcome) {
-        let slot = crate::web::server::worker_slot();
+        let slot = crate::server::worker_slot();
         if let Some(c) = self
             .cell(slot, idx, outcome)
             .or_else(|| self.cell(0, idx, outcome))

@@ -20,7 +20,7 @@ type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
 
 /// One pooled client per app (each app has its own connect timeout).
 pub struct Upstreams {
-    /// `[worker slot][app]`: each serving worker keeps its own pools (see `web::server`).
+    /// `[worker slot][app]`: each serving worker keeps its own pools (see `server::workers`).
     clients: Vec<Vec<Client<Connector, Body>>>,
     /// Per app with an `http(s)://` upstream: its URL parts, parsed once.
     targets: Vec<Option<Target>>,
@@ -140,7 +140,7 @@ impl Upstreams {
 
     /// An idle fast-path connection to app `idx`'s upstream, kept by this worker.
     pub fn take_idle(&self, idx: usize) -> Option<super::relay::UpConn> {
-        let slot = crate::web::server::worker_slot();
+        let slot = crate::server::worker_slot();
         let mut idle = self.idle[slot][idx]
             .lock()
             .unwrap_or_else(|e| e.into_inner());
@@ -154,7 +154,7 @@ impl Upstreams {
 
     /// Keeps a reusable fast-path connection for the next request (up to 256 per app).
     pub fn give_back(&self, idx: usize, c: super::relay::UpConn) {
-        let slot = crate::web::server::worker_slot();
+        let slot = crate::server::worker_slot();
         let mut idle = self.idle[slot][idx]
             .lock()
             .unwrap_or_else(|e| e.into_inner());
@@ -401,7 +401,7 @@ pub async fn forward(
 
     let sent = tokio::time::timeout(
         app.timeout,
-        upstreams.clients[crate::web::server::worker_slot()][idx].request(req),
+        upstreams.clients[crate::server::worker_slot()][idx].request(req),
     )
     .await;
     let mut resp = match sent {

@@ -1,4 +1,4 @@
-//! The hand-written HTTP/1.1 path (`web::h1` and `proxy::relay`) from a peer's side, in raw
+//! The hand-written HTTP/1.1 path (`server::http1` and `proxy::relay`) from a peer's side, in raw
 //! bytes over TCP so that the framing is exactly what the test writes: pipelining, what reaches
 //! the upstream (identity, hop-by-hop headers, cookies), every response framing an upstream may
 //! use (with a scripted upstream that writes exact bytes), request smuggling attempts, the

@@ -1,4 +1,4 @@
-//! The HTTP(S) front door: one single-threaded runtime per worker thread, each accepting on its
+//! The serving workers: one single-threaded runtime per worker thread, each accepting on its
 //! own listening socket (`SO_REUSEPORT` on Linux, so the kernel spreads connections over the
 //! workers), HTTP/1.1 and HTTP/2 (h2c, or ALPN over TLS) with upgrades, and a graceful drain.
 //!
@@ -10,7 +10,7 @@
 //! `proxy::forward::Upstreams`): no work-stealing, no cross-thread wake-ups on the proxy path.
 //! Everything else (revocation follower, seat sampler, signals) runs on the main runtime.
 
-use crate::app::Gateway;
+use super::Dispatch;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use std::cell::Cell;
 use std::net::SocketAddr;
@@ -26,13 +26,6 @@ thread_local! {
 /// Which serving worker this thread is (1..=workers), or 0 off the workers (CLI, main runtime).
 pub fn worker_slot() -> usize {
     WORKER.with(Cell::get)
-}
-
-/// The number of serving workers for `workers = 0` (one per CPU the process may use).
-pub fn default_workers() -> usize {
-    std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
 }
 
 /// Caps glibc's allocator at one arena per serving worker (at least two). Left alone, glibc
@@ -182,9 +175,9 @@ pub struct Workers {
 
 impl Workers {
     /// Starts one worker thread per listener.
-    pub fn start(
+    pub fn start<D: Dispatch>(
         listeners: Vec<std::net::TcpListener>,
-        handler: Gateway,
+        handler: D,
         tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
         drain: watch::Receiver<bool>,
     ) -> std::io::Result<Workers> {
@@ -278,10 +271,10 @@ struct Worker {
     inbox: tokio::sync::mpsc::UnboundedReceiver<HandedOver>,
 }
 
-async fn accept_loop(
+async fn accept_loop<D: Dispatch>(
     listener: tokio::net::TcpListener,
     mut worker: Worker,
-    handler: Gateway,
+    handler: D,
     tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
     mut drain: watch::Receiver<bool>,
 ) {
@@ -346,8 +339,8 @@ async fn accept_loop(
             None => {
                 tokio::spawn(async move {
                     let _held = held;
-                    let io = super::h1::ClientIo::Plain(tcp);
-                    super::h1::serve(io, peer, handler, builder, watcher, drain).await
+                    let io = super::http1::ClientIo::Plain(tcp);
+                    super::http1::serve(io, peer, handler, builder, watcher, drain).await
                 });
             }
             Some(acceptor) => {
@@ -362,8 +355,9 @@ async fn accept_loop(
                     };
                     // HTTP/2 (by ALPN) is hyper's; HTTP/1.1 takes the same path as plain HTTP.
                     if stream.get_ref().1.alpn_protocol() != Some(b"h2") {
-                        let io = super::h1::ClientIo::Tls(Box::new(stream));
-                        return super::h1::serve(io, peer, handler, builder, watcher, drain).await;
+                        let io = super::http1::ClientIo::Tls(Box::new(stream));
+                        return super::http1::serve(io, peer, handler, builder, watcher, drain)
+                            .await;
                     }
                     serve_with_hyper(stream, peer, handler, builder, watcher).await
                 });
@@ -376,10 +370,10 @@ async fn accept_loop(
 
 /// Serves a connection with hyper (HTTP/1.1 or HTTP/2, with upgrades), every request answered
 /// by the gateway, until it closes or the graceful shutdown ends it.
-pub async fn serve_with_hyper<I>(
+pub async fn serve_with_hyper<I, D: Dispatch>(
     io: I,
     peer: SocketAddr,
-    gateway: Gateway,
+    gateway: D,
     builder: hyper_util::server::conn::auto::Builder<TokioExecutor>,
     watcher: hyper_util::server::graceful::Watcher,
 ) where

@@ -3,17 +3,65 @@
 //! self-signed certificate for local use.
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use tokio_rustls::rustls;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio_rustls::rustls::server::{ClientHello, ResolvesServerCert};
+use tokio_rustls::rustls::sign::CertifiedKey;
 
-/// The rustls server configuration from PEM files. Errors say which of the two (`"cert"` or
-/// `"key"`) is wrong and how, never the key's content.
-pub fn server_config(
-    cert: &Path,
-    key: &Path,
-) -> Result<Arc<rustls::ServerConfig>, (&'static str, String)> {
+/// The certificate and key the server presents, loaded from PEM files and asked for on every
+/// handshake (`ResolvesServerCert`). This is the seam for reloading certificates on change:
+/// [`Certificates::reload`] swaps in a newly loaded pair, and handshakes from then on present
+/// it, without rebuilding the server configuration or restarting the workers. (Nothing watches
+/// the files yet.)
+#[derive(Debug)]
+pub struct Certificates {
+    current: RwLock<Arc<CertifiedKey>>,
+}
+
+impl Certificates {
+    /// Loads the pair. Errors say which of the two (`"cert"` or `"key"`) is wrong and how, never
+    /// the key's content.
+    pub fn load(cert: &Path, key: &Path) -> Result<Arc<Certificates>, (&'static str, String)> {
+        Ok(Arc::new(Certificates {
+            current: RwLock::new(certified_key(cert, key)?),
+        }))
+    }
+
+    /// Loads the pair again and, when it is valid, presents it from the next handshake on; a
+    /// pair that does not load leaves the current one in place.
+    pub fn reload(&self, cert: &Path, key: &Path) -> Result<(), (&'static str, String)> {
+        let loaded = certified_key(cert, key)?;
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = loaded;
+        Ok(())
+    }
+
+    fn current(&self) -> Arc<CertifiedKey> {
+        self.current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
+impl ResolvesServerCert for Certificates {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.current())
+    }
+}
+
+/// The rustls server configuration presenting `certs`: TLS 1.2+, ALPN `h2` and `http/1.1`.
+pub fn server_config(certs: Arc<Certificates>) -> Arc<rustls::ServerConfig> {
+    let mut config = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_cert_resolver(certs);
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Arc::new(config)
+}
+
+/// A certificate chain and its private key from PEM files, checked to fit each other.
+fn certified_key(cert: &Path, key: &Path) -> Result<Arc<CertifiedKey>, (&'static str, String)> {
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
         .map_err(|e| ("cert", format!("{}: cannot read: {e}", cert.display())))?
         .collect::<Result<_, _>>()
@@ -36,12 +84,11 @@ pub fn server_config(
             ),
         )
     })?;
-    let mut config = rustls::ServerConfig::builder()
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .map_err(|e| ("key", format!("does not fit the certificate: {e}")))?;
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(Arc::new(config))
+    // The build's one crypto provider (the process default the server configuration uses).
+    let provider = rustls::crypto::ring::default_provider();
+    CertifiedKey::from_der(certs, key, &provider)
+        .map(Arc::new)
+        .map_err(|e| ("key", format!("does not fit the certificate: {e}")))
 }
 
 /// A description of a PEM error that cannot echo file content.
@@ -115,13 +162,21 @@ mod tests {
         let hosts = vec!["localhost".to_string(), "127.0.0.1".to_string()];
         dev_cert(&cert, &key, &hosts, false).unwrap();
         let _ = rustls::crypto::ring::default_provider().install_default();
-        assert!(server_config(&cert, &key).is_ok());
+        let certs = Certificates::load(&cert, &key).expect("the pair loads");
+        let _config = server_config(certs.clone());
+        let first = certs.current();
         assert!(
             dev_cert(&cert, &key, &hosts, false)
                 .unwrap_err()
                 .contains("--force")
         );
         dev_cert(&cert, &key, &hosts, true).unwrap();
+        // The seam for reloading: a new pair is presented from then on, a bad one is not.
+        certs.reload(&cert, &key).expect("the new pair loads");
+        let second = certs.current();
+        assert_ne!(first.cert, second.cert);
+        assert!(certs.reload(&cert, &cert).is_err());
+        assert_eq!(certs.current().cert, second.cert);
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
@@ -129,7 +184,7 @@ mod tests {
             assert_eq!(mode & 0o077, 0, "key readable by others: {mode:o}");
         }
         // A certificate file given as the key is refused with a clear message.
-        let (field, err) = server_config(&cert, &cert).unwrap_err();
+        let (field, err) = Certificates::load(&cert, &cert).unwrap_err();
         assert_eq!(field, "key");
         assert!(err.contains("private key"), "{err}");
         let _ = std::fs::remove_dir_all(dir);
