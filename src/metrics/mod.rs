@@ -6,10 +6,7 @@
 //! the `metrics` recorder, whose Prometheus exporter renders the text. Audit events are counted
 //! through the `metrics` facade as they are recorded.
 
-use crate::core::AppState;
-use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -37,7 +34,7 @@ pub enum Outcome {
 
 impl Outcome {
     /// The outcomes `gatehouse_proxy_requests_total` reports.
-    const PROXIED: [Outcome; 7] = [
+    pub const PROXIED: [Outcome; 7] = [
         Outcome::Forwarded,
         Outcome::Unauthenticated,
         Outcome::Denied,
@@ -47,7 +44,7 @@ impl Outcome {
         Outcome::Error,
     ];
     /// The outcomes `gatehouse_verify_requests_total` reports.
-    const VERIFIED: [Outcome; 5] = [
+    pub const VERIFIED: [Outcome; 5] = [
         Outcome::Allowed,
         Outcome::Unauthenticated,
         Outcome::Denied,
@@ -142,8 +139,8 @@ impl AppCounters {
 pub struct Metrics {
     pub proxy: AppCounters,
     pub verify: AppCounters,
-    handle: OnceLock<PrometheusHandle>,
-    started: i64,
+    pub(crate) handle: OnceLock<PrometheusHandle>,
+    pub(crate) started: i64,
 }
 
 impl Metrics {
@@ -204,39 +201,9 @@ fn describe() {
     );
 }
 
-/// `GET /metrics`. A request whose peer address is unknown is refused (never taken for
-/// loopback).
-pub async fn get_metrics(State(core): State<AppState>, req: Request) -> Response {
-    let peer = req.extensions().get::<ConnectInfo<std::net::SocketAddr>>();
-    let xff = req.headers().get("x-forwarded-for");
-    if !may_read(
-        &core.config.server,
-        peer.map(|c| c.0.ip()),
-        xff.and_then(|v| v.to_str().ok()),
-    ) {
-        return crate::error::json(
-            StatusCode::FORBIDDEN,
-            "Metrics are served only to the addresses in server.metrics_allow.",
-        );
-    }
-    let Some(handle) = core.metrics.handle.get() else {
-        return crate::error::json(StatusCode::SERVICE_UNAVAILABLE, "No metrics recorder.");
-    };
-    publish(&core).await;
-    handle.run_upkeep();
-    let mut r = handle.render().into_response();
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
-    );
-    r.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    r
-}
-
 /// Whether the client (its address as `trusted_proxies` decide it) is in `metrics_allow`; an
 /// unknown peer never is.
-fn may_read(
+pub fn may_read(
     server: &crate::config::ServerConfig,
     peer: Option<std::net::IpAddr>,
     xff: Option<&str>,
@@ -248,49 +215,11 @@ fn may_read(
     server.metrics_allow.iter().any(|n| n.contains(&ip))
 }
 
-/// Hands the recorder what is read at scrape time.
-async fn publish(core: &crate::core::Core) {
-    let m = &core.metrics;
-    for (idx, app) in core.config.apps.iter().enumerate() {
-        for o in Outcome::PROXIED {
-            metrics::counter!(
-                "gatehouse_proxy_requests_total",
-                "app" => app.id.clone(),
-                "outcome" => o.label()
-            )
-            .absolute(m.proxy.total(idx, o));
-        }
-        for o in Outcome::VERIFIED {
-            metrics::counter!(
-                "gatehouse_verify_requests_total",
-                "app" => app.id.clone(),
-                "outcome" => o.label()
-            )
-            .absolute(m.verify.total(idx, o));
-        }
-        if let Some(licensed) = app.modify_seats {
-            let idle = app.seat_idle_timeout.as_secs() as i64;
-            let now = crate::store::now();
-            match core.store.seats_in_use(&app.id, now, idle).await {
-                Ok(n) => {
-                    metrics::gauge!("gatehouse_seats_in_use", "app" => app.id.clone()).set(n as f64)
-                }
-                Err(e) => {
-                    tracing::warn!(app = %app.id, error = %e, "could not count the seats in use for /metrics")
-                }
-            }
-            metrics::gauge!("gatehouse_seats_licensed", "app" => app.id.clone())
-                .set(f64::from(licensed));
-        }
-    }
-    metrics::gauge!("gatehouse_sessions_cached").set(core.sessions.cached_count().await as f64);
-    metrics::gauge!("gatehouse_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
-    metrics::gauge!("gatehouse_start_time_seconds").set(m.started as f64);
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::http::StatusCode;
+    use axum::response::IntoResponse;
 
     #[test]
     fn each_app_and_outcome_has_its_own_counter_summed_over_workers() {

@@ -10,7 +10,7 @@ pub mod relay;
 mod request;
 pub mod routes;
 mod state;
-pub mod target;
+pub use crate::web::target;
 pub mod verify;
 pub mod whoami;
 

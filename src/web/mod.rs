@@ -5,6 +5,7 @@ pub mod client;
 pub mod cookies;
 pub mod extract;
 pub mod request;
+pub mod target;
 pub mod templates;
 
 pub use client::ClientInfo;

@@ -4,9 +4,8 @@
 //! request target in its canonical form (`proxy::target`), which is what routing, rules and
 //! the upstream all see.
 
-use crate::proxy::forward::gateway_error;
-use crate::proxy::headers::tokens;
-use crate::proxy::target;
+use super::target;
+use crate::server::http1::wire::tokens;
 use axum::body::Body;
 use axum::http::uri::PathAndQuery;
 use axum::http::{HeaderValue, Method, Request, Response, StatusCode, Uri, Version, header};
@@ -20,7 +19,7 @@ pub struct Refusal {
 
 impl Refusal {
     pub fn response(self, wants_html: bool) -> Response<Body> {
-        let mut r = gateway_error(self.status, wants_html, self.message);
+        let mut r = crate::error::render(self.status, wants_html, self.message);
         if self.status == StatusCode::METHOD_NOT_ALLOWED {
             r.headers_mut().insert(
                 header::ALLOW,
