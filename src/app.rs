@@ -5,11 +5,14 @@
 use crate::config::Config;
 use crate::core::{AppState, BoxError, Core};
 use crate::crypto;
+use crate::proxy::Proxy;
 use crate::revocation;
 use crate::server::http1::{Conn, Fast, Head};
 use crate::store;
 use axum::Router;
+use axum::extract::FromRef;
 use axum::http::{HeaderValue, StatusCode, header};
+use std::sync::Arc;
 use std::time::Duration;
 use tower_http::set_header::SetResponseHeaderLayer;
 
@@ -17,8 +20,51 @@ async fn not_found() -> crate::error::AppError {
     crate::error::AppError::NotFound
 }
 
+/// What the routers' handlers take their state from: the shared core, and the proxy's state
+/// (which holds the core as well) for forward-auth. Each feature's handlers ask only for
+/// the part they use (`State<AppState>`, `State<Arc<Proxy>>`).
+#[derive(Clone)]
+pub struct Shared {
+    core: AppState,
+    proxy: Arc<Proxy>,
+}
+
+impl FromRef<Shared> for AppState {
+    fn from_ref(s: &Shared) -> AppState {
+        s.core.clone()
+    }
+}
+
+impl FromRef<Shared> for Arc<Proxy> {
+    fn from_ref(s: &Shared) -> Arc<Proxy> {
+        s.proxy.clone()
+    }
+}
+
+impl crate::web::client::TrustedProxies for Shared {
+    fn trusted_proxies(&self) -> &[ipnet::IpNet] {
+        &self.core.config.server.trusted_proxies
+    }
+}
+
+/// The gateway's own cookies, which the proxy never passes to an upstream nor lets one set:
+/// the session's, the CSRF token's and the handoff state's.
+fn gateway_cookies(core: &Core) -> Vec<String> {
+    vec![
+        core.config.session_cookie_name().to_string(),
+        core.csrf.cookie_name.clone(),
+        crate::auth::handoff::STATE_COOKIE.to_string(),
+    ]
+}
+
+/// The proxy's state over the shared core, as `serve` builds it (tests build it the same way).
+pub fn proxy(core: AppState) -> Arc<Proxy> {
+    let cookies = gateway_cookies(&core);
+    Arc::new(Proxy::new(core, cookies))
+}
+
 /// The gateway's own pages get strict security headers and are never cached.
-fn pages(routes: Router<AppState>) -> Router<AppState> {
+fn pages(routes: Router<Shared>) -> Router<Shared> {
     routes
         .layer(SetResponseHeaderLayer::overriding(
             header::CACHE_CONTROL,
@@ -45,28 +91,31 @@ fn pages(routes: Router<AppState>) -> Router<AppState> {
 }
 
 /// The full router: each feature's routes, merged.
-pub fn router(core: AppState) -> Router {
+pub fn router(proxy: Arc<Proxy>) -> Router {
     Router::new()
         .merge(crate::ops::routes())
         .merge(pages(crate::auth::routes()))
         .merge(crate::proxy::routes())
         .fallback(not_found)
-        .with_state(core)
+        .with_state(Shared {
+            core: proxy.core.clone(),
+            proxy,
+        })
 }
 
 /// Answers every request: one for an app (by host and path prefix) goes straight to the
 /// proxy, before any routing; the rest to the gateway's own pages and endpoints.
 #[derive(Clone)]
 pub struct Gateway {
-    core: AppState,
+    proxy: Arc<Proxy>,
     router: Router,
 }
 
 impl Gateway {
-    pub fn new(core: AppState) -> Gateway {
+    pub fn new(proxy: Arc<Proxy>) -> Gateway {
         Gateway {
-            router: router(core.clone()),
-            core,
+            router: router(proxy.clone()),
+            proxy,
         }
     }
 
@@ -76,7 +125,7 @@ impl Gateway {
         peer: std::net::SocketAddr,
         mut req: hyper::Request<axum::body::Body>,
     ) -> impl Future<Output = hyper::Response<axum::body::Body>> + Send + use<> {
-        let core = self.core.clone();
+        let proxy = self.proxy.clone();
         enum To {
             App(usize),
             Router(Router),
@@ -84,15 +133,15 @@ impl Gateway {
         }
         let to = match crate::web::request::admit(&mut req) {
             Err(refusal) => {
-                To::Refused(refusal.response(crate::proxy::accepts_html(req.headers())))
+                To::Refused(refusal.response(crate::web::request::accepts_html(req.headers())))
             }
-            Ok(()) => match core.proxy.route(&req) {
+            Ok(()) => match proxy.route(&req) {
                 Ok(Some(idx)) => To::App(idx),
                 Ok(None) => To::Router(self.router.clone()),
                 Err(crate::proxy::routes::Ambiguous) => {
                     To::Refused(crate::proxy::forward::gateway_error(
                         StatusCode::BAD_REQUEST,
-                        crate::proxy::accepts_html(req.headers()),
+                        crate::web::request::accepts_html(req.headers()),
                         "The request path reads differently to different servers (case, ;parameters or trailing dots); send it as the application spells it.",
                     ))
                 }
@@ -100,7 +149,7 @@ impl Gateway {
         };
         async move {
             match to {
-                To::App(idx) => crate::proxy::handle(core, idx, peer, req).await,
+                To::App(idx) => crate::proxy::handle(proxy, idx, peer, req).await,
                 To::Refused(r) => r,
                 To::Router(router) => {
                     req.extensions_mut()
@@ -131,8 +180,8 @@ impl crate::server::Dispatch for Gateway {
     /// The head's target is canonical already (`server::http1`). An ambiguous one is bridged
     /// to the router, which refuses it.
     async fn fast(&self, c: &mut Conn<Self::Slot>, head: &Head) -> Fast {
-        match self.core.proxy.routes.route(head.host(), head.path()) {
-            Ok(Some(idx)) => crate::proxy::relay::relay(&self.core, idx, c, head).await,
+        match self.proxy.routes.route(head.host(), head.path()) {
+            Ok(Some(idx)) => crate::proxy::relay::relay(&self.proxy, idx, c, head).await,
             _ => Fast::Bridge,
         }
     }
@@ -146,10 +195,7 @@ impl crate::server::Dispatch for Gateway {
     }
 
     fn is_app_request(&self, head: &Head) -> bool {
-        !matches!(
-            self.core.proxy.routes.route(head.host(), head.path()),
-            Ok(None)
-        )
+        !matches!(self.proxy.routes.route(head.host(), head.path()), Ok(None))
     }
 
     fn refusal(
@@ -162,7 +208,7 @@ impl crate::server::Dispatch for Gateway {
     }
 
     fn release(&self, slot: &mut Self::Slot) {
-        slot.release(&self.core);
+        slot.release(&self.proxy);
     }
 }
 
@@ -248,7 +294,7 @@ pub async fn serve(config: Config) -> Result<(), BoxError> {
     let tls = (core.config.server.tls.as_ref())
         .map(|t| crate::server::tls::server_config(t.certs.clone()));
     let mut running =
-        crate::server::Workers::start(listeners, Gateway::new(core.clone()), tls, drain_rx)?;
+        crate::server::Workers::start(listeners, Gateway::new(proxy(core.clone())), tls, drain_rx)?;
     shutdown_signal().await;
     tracing::info!(grace = ?grace, "shutting down: draining in-flight requests");
     let _ = drain_tx.send(true);

@@ -1,18 +1,19 @@
 //! The shared state at the bottom, in two layers. [`Base`] is what an administrative command
 //! needs — the config, the migrated store, the keys, password hashing and the revocation
 //! publisher — and is all that `gatehouse admin …` and `gatehouse migrate` open. [`Core`]
-//! adds what serving needs (sessions, CSRF, templates, the assertion signer, the proxy's
-//! tables, metrics), built once by `Core::open`, and derefs to its `Base`. No HTTP routing
-//! here; `app` assembles the routers and serves.
+//! adds what every feature serving requests shares (sessions, lockout, CSRF, templates, the
+//! assertion signer, metrics), built once by `Core::open`, and derefs to its `Base`. A
+//! feature's own state sits above it and holds it (the proxy's `proxy::Proxy`), so nothing
+//! here names a feature. No HTTP routing here; `app` assembles the routers and serves.
 
-use crate::auth::csrf::Csrf;
-use crate::auth::lockout::Lockout;
-use crate::auth::password::Passwords;
-use crate::auth::session::Sessions;
 use crate::config::{Config, MasterKey};
+use crate::credentials::lockout::Lockout;
+use crate::credentials::password::Passwords;
 use crate::crypto::{self, Keys};
 use crate::revocation::{self, Invalidate};
+use crate::session::Sessions;
 use crate::store::{self, Store};
+use crate::web::csrf::Csrf;
 use crate::web::{Templates, client::TrustedProxies, cookies::CookieSpec};
 use std::sync::Arc;
 
@@ -38,7 +39,6 @@ pub struct Core {
     pub templates: Templates,
     pub csrf: Csrf,
     pub signer: crate::crypto::signing::Signer,
-    pub proxy: crate::proxy::Proxy,
     pub metrics: crate::metrics::Metrics,
 }
 
@@ -124,14 +124,8 @@ impl Core {
         let signer =
             crate::crypto::signing::Signer::load_or_create(&base.store, &base.keys).await?;
         let csrf = Csrf::new(config.public_is_https(), config.session_cookie_name());
-        let gateway_cookies = vec![
-            config.session_cookie_name().to_string(),
-            csrf.cookie_name.clone(),
-            crate::auth::handoff::STATE_COOKIE.to_string(),
-        ];
         Ok(Arc::new(Core {
             signer,
-            proxy: crate::proxy::Proxy::new(config, gateway_cookies),
             metrics: crate::metrics::Metrics::new(config.apps.len(), config.server.workers),
             lockout: Lockout::new(config.lockout.clone()),
             sessions,

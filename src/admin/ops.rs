@@ -91,11 +91,14 @@ impl Ops<'_> {
     }
 
     pub fn check_password(&self, password: &str, email: &str) -> OpResult<()> {
-        let unmet = crate::auth::policy::check(&self.base.config.password_policy, password, email);
+        let unmet =
+            crate::credentials::policy::check(&self.base.config.password_policy, password, email);
         if unmet.is_empty() {
             Ok(())
         } else {
-            Err(OpError::Invalid(crate::auth::policy::describe(&unmet)))
+            Err(OpError::Invalid(crate::credentials::policy::describe(
+                &unmet,
+            )))
         }
     }
 

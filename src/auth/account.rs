@@ -1,9 +1,9 @@
 //! `/`: who is signed in, with links to change the password, set up MFA, and sign out.
 
-use super::session::Stage;
 use super::{page, session_at, stage_location, to_login};
 use crate::core::AppState;
 use crate::error::AppError;
+use crate::session::Stage;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;

@@ -1,9 +1,9 @@
 //! The session a request carries, on the host it was sent to.
 
-use super::session::{Session, Stage};
 use crate::core::Core;
 use crate::directory::UserStatus;
 use crate::error::AppError;
+use crate::session::{Session, Stage};
 use crate::store::UserRow;
 use crate::web::cookies;
 use axum::http::{HeaderMap, header};
@@ -55,4 +55,17 @@ pub async fn session_at(
         Some(u) if UserStatus::is_active(&u.status) => Ok(Some((s, u))),
         _ => Ok(None),
     }
+}
+
+/// The fully signed-in session behind the request's cookie, for a request to `host` (a
+/// session still at a sign-in step does not pass the proxy; one made for another app host
+/// does not count here).
+pub async fn active_session(
+    core: &Core,
+    headers: &HeaderMap,
+    host: &str,
+) -> Result<Option<Arc<Session>>, AppError> {
+    Ok(current_session_on(core, headers, host)
+        .await?
+        .filter(|s| s.stage == Stage::Active))
 }

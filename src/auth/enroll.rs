@@ -2,11 +2,12 @@
 //! recovery codes shown once. Forced when MFA is required and the user has none.
 
 use super::csrf::CsrfForm;
-use super::session::Stage;
-use super::{advance_location, page, session_at, to_login, totp};
+use super::{advance_location, page, session_at, to_login};
 use crate::audit::{self, Actor};
 use crate::core::{AppState, Core};
+use crate::credentials::totp;
 use crate::error::AppError;
+use crate::session::Stage;
 use crate::store::{self, UserRow};
 use crate::web::ClientInfo;
 use crate::web::extract::Query;

@@ -3,12 +3,12 @@
 
 use super::pages::see_other;
 use super::return_url::{safe_return, with_rd};
-use super::session::{NewSession, Session, Stage};
 use crate::audit::{self, Actor};
 use crate::core::Core;
 use crate::directory::{self, Grants};
 use crate::error::AppError;
 use crate::revocation::Invalidate;
+use crate::session::{NewSession, Session, Stage};
 use crate::store::UserRow;
 use crate::web::ClientInfo;
 use crate::web::cookies;

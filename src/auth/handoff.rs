@@ -16,12 +16,12 @@
 //! account), and a browser already signed in on the app host as someone else is never switched
 //! to another person silently.
 
-use super::session::{NewSession, Stage};
 use crate::audit::{self, Actor};
 use crate::config::host_of;
 use crate::core::{AppState, Core};
 use crate::crypto;
 use crate::error::AppError;
+use crate::session::{NewSession, Stage};
 use crate::store;
 use crate::web::ClientInfo;
 use crate::web::extract::Query;
@@ -106,12 +106,12 @@ pub async fn get_app_login(
     uri: axum::http::Uri,
     Query(q): Query<LoginQuery>,
 ) -> Response {
-    let host = crate::proxy::request_host(&uri, &headers);
+    let host = crate::web::request::request_host(&uri, &headers);
     let path = super::local_path(&q.rd).unwrap_or_else(|| "/".into());
     let scheme = core.config.server.public_url.scheme();
-    if !needs_handoff(&core, &host) || !core.proxy.routes.is_app_host(&host) {
+    if !needs_handoff(&core, &host) || !core.config.is_app_host(&host) {
         let back = format!("{scheme}://{host}{path}");
-        return super::see_other(&crate::proxy::login_url(&core, &back), None);
+        return super::see_other(&crate::auth::login_url(&core, &back), None);
     }
     // One state per browser and app host while sign-ins are under way (several tabs share it).
     let state = crate::web::cookies::get(&headers, STATE_COOKIE)
@@ -160,14 +160,11 @@ pub async fn get_handoff(
     uri: axum::http::Uri,
     Query(q): Query<HandoffQuery>,
 ) -> Result<Response, AppError> {
-    if crate::proxy::request_host(&uri, &headers) != core.config.public_host() {
+    if crate::web::request::request_host(&uri, &headers) != core.config.public_host() {
         return Err(AppError::NotFound);
     }
     let host = q.host.to_ascii_lowercase();
-    if !well_formed(&q.state)
-        || !core.proxy.routes.is_app_host(&host)
-        || !needs_handoff(&core, &host)
-    {
+    if !well_formed(&q.state) || !core.config.is_app_host(&host) || !needs_handoff(&core, &host) {
         return Ok(message(
             &core,
             &headers,
@@ -178,7 +175,7 @@ pub async fn get_handoff(
     }
     let rd = super::local_path(&q.rd).unwrap_or_else(|| "/".into());
     let public = core.config.public_host();
-    let Some(session) = crate::proxy::active_session(&core, &headers, &public).await? else {
+    let Some(session) = crate::auth::active_session(&core, &headers, &public).await? else {
         let here = core.public_url(&format!(
             "/.gatehouse/handoff?host={}&state={}&rd={}",
             encode(&host),
@@ -186,7 +183,7 @@ pub async fn get_handoff(
             encode(&rd)
         ));
         return Ok(super::see_other(
-            &crate::proxy::login_url(&core, &here),
+            &crate::auth::login_url(&core, &here),
             None,
         ));
     };
@@ -236,7 +233,7 @@ pub async fn get_callback(
     uri: axum::http::Uri,
     Query(q): Query<CallbackQuery>,
 ) -> Result<Response, AppError> {
-    let host = crate::proxy::request_host(&uri, &headers);
+    let host = crate::web::request::request_host(&uri, &headers);
     let now = store::now();
     if q.code.len() != 43 {
         return Ok(expired(&core, &headers));
@@ -348,7 +345,7 @@ pub async fn get_logout(
     headers: HeaderMap,
     uri: axum::http::Uri,
 ) -> Response {
-    let host = crate::proxy::request_host(&uri, &headers);
+    let host = crate::web::request::request_host(&uri, &headers);
     super::page(
         &core,
         &headers,
@@ -368,7 +365,7 @@ pub async fn post_logout(
     _checked: super::CsrfForm<super::login::LogoutForm>,
 ) -> Result<Response, AppError> {
     super::login::sign_out(&core, &headers, &client).await?;
-    let host = crate::proxy::request_host(&uri, &headers);
+    let host = crate::web::request::request_host(&uri, &headers);
     // The cookie as this host got it: host-only on an app host, the configured spec on the
     // gateway's own host or under the shared cookie domain.
     let spec = if host == core.config.public_host() || cookie_domain_covers(&core, &host) {

@@ -1,14 +1,15 @@
 //! `/login` (email + password), `/login/mfa` (TOTP or recovery code), `/logout`.
 
 use super::csrf::CsrfForm;
-use super::lockout::Slot;
-use super::password::Verified;
-use super::session::Stage;
-use super::{advance, end_session, page, session_at, to_login, totp};
+use super::{advance, end_session, page, session_at, to_login};
 use crate::audit::{self, Actor};
 use crate::core::AppState;
+use crate::credentials::lockout::Slot;
+use crate::credentials::password::Verified;
+use crate::credentials::totp;
 use crate::directory::{UserStatus, normalize_email};
 use crate::error::AppError;
+use crate::session::Stage;
 use crate::store::{self, UserRow};
 use crate::web::ClientInfo;
 use crate::web::extract::Query;

@@ -1,5 +1,5 @@
-//! Local sign-in: passwords (policy, hashing), lockout, TOTP, sessions, and the pages that
-//! walk a person through them. The sign-in is a small state machine carried by the session's
+//! Local sign-in: the pages that walk a person through it, with the rules of `credentials`
+//! (password, policy, TOTP, lockout), ending in a `session`. The sign-in is a small state machine carried by the session's
 //! `stage`: second factor → forced password change → forced MFA enrolment → active
 //! (`flow`). Apps on other hosts get their own session through `handoff`. Every return URL
 //! passes `return_url`; pages are rendered through `pages`.
@@ -10,30 +10,29 @@ pub mod current;
 pub mod enroll;
 pub mod flow;
 pub mod handoff;
-pub mod lockout;
 pub mod login;
 pub mod pages;
-pub mod password;
 pub mod password_change;
-pub mod policy;
 pub mod return_url;
-pub mod session;
 pub mod setup;
-pub mod totp;
 
 pub use csrf::{CsrfForm, CsrfToken};
-pub use current::{current_session, current_session_on, session_at};
+pub use current::{active_session, current_session, current_session_on, session_at};
 pub use flow::{
     advance, advance_location, end_session, next_stage, session_cookie, stage_location,
 };
 pub use pages::{check_csrf, page, policy_text, see_other, to_login};
-pub use return_url::{local_path, safe_return};
+pub use return_url::{local_path, login_url, original_url, safe_return};
 
 use crate::core::AppState;
 use axum::Router;
 use axum::routing::{get, post};
 
-pub fn routes() -> Router<AppState> {
+pub fn routes<S>() -> Router<S>
+where
+    S: Clone + Send + Sync + crate::web::client::TrustedProxies + 'static,
+    AppState: axum::extract::FromRef<S>,
+{
     Router::new()
         .route("/", get(account::get_account))
         .route("/login", get(login::get_login).post(login::post_login))

@@ -3,14 +3,15 @@
 //! session of the person ends.
 
 use super::csrf::CsrfForm;
-use super::lockout::Slot;
-use super::password::Verified;
-use super::session::Stage;
-use super::{advance, page, policy, policy_text, session_at, to_login};
+use super::{advance, page, policy_text, session_at, to_login};
 use crate::audit::{self, Actor};
 use crate::core::{AppState, Core};
+use crate::credentials::lockout::Slot;
+use crate::credentials::password::Verified;
+use crate::credentials::policy;
 use crate::error::AppError;
 use crate::revocation::Invalidate;
+use crate::session::Stage;
 use crate::store::{self, UserRow};
 use crate::web::ClientInfo;
 use crate::web::extract::Query;

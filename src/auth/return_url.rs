@@ -43,7 +43,7 @@ pub fn safe_return(core: &Core, rd: &str) -> String {
         && u.username().is_empty()
         && u.password().is_none()
         && (u.origin() == core.config.server.public_url.origin()
-            || core.proxy.routes.is_app_host(&crate::config::host_of(&u)))
+            || core.config.is_app_host(&crate::config::host_of(&u)))
     {
         return u.to_string();
     }
@@ -60,4 +60,20 @@ pub fn with_rd(path: &str, rd: &str) -> String {
             url::form_urlencoded::byte_serialize(rd.as_bytes()).collect::<String>()
         )
     }
+}
+
+/// The URL the browser asked for, as it will be after sign-in.
+pub fn original_url(core: &Core, host: &str, uri: &axum::http::Uri) -> String {
+    format!(
+        "{}://{host}{}",
+        core.config.server.public_url.scheme(),
+        uri.path_and_query().map(|p| p.as_str()).unwrap_or("/")
+    )
+}
+
+pub fn login_url(core: &Core, rd: &str) -> String {
+    core.public_url(&format!(
+        "/login?rd={}",
+        url::form_urlencoded::byte_serialize(rd.as_bytes()).collect::<String>()
+    ))
 }

@@ -3,13 +3,13 @@
 
 use super::csrf::CsrfForm;
 use super::password_change::policy_refusal;
-use super::session::{NewSession, Stage};
 use super::{page, policy_text, see_other, session_cookie};
 use crate::audit::{self, Actor};
 use crate::core::{AppState, Core};
 use crate::crypto;
 use crate::directory::{UserStatus, normalize_email, valid_email};
 use crate::error::AppError;
+use crate::session::{NewSession, Stage};
 use crate::store::{self, NewUser};
 use crate::web::ClientInfo;
 use crate::web::extract::Query;

@@ -169,6 +169,11 @@ impl Config {
         }
     }
 
+    /// Whether `host` (any case) is the host of one of the apps.
+    pub fn is_app_host(&self, host: &str) -> bool {
+        self.apps.iter().any(|a| a.host.eq_ignore_ascii_case(host))
+    }
+
     pub fn public_host(&self) -> String {
         host_of(&self.server.public_url)
     }

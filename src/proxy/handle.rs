@@ -2,15 +2,17 @@
 //! upstreams; the fast path is `relay`): session, access decision, refusals, the identity
 //! stamped after the client's headers are cleaned, then forwarding.
 
-use super::access::{self, AppAccess, Decision};
+use super::access::{self, Decision};
 use super::forward::{self, Hop, gateway_error};
 use super::headers;
-use super::request::{accepts_html, forwarded_host, login_url, original_url, sent_host};
 use crate::audit::{self, Actor};
-use crate::core::{AppState, Core};
+use crate::auth::{active_session, login_url, original_url};
 use crate::directory::DenyReason;
 use crate::metrics::Outcome;
+use crate::proxy::Proxy;
+use crate::session::AppAccess;
 use crate::web::client::client_ip;
+use crate::web::request::{accepts_html, forwarded_host, sent_host};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use std::net::SocketAddr;
@@ -19,13 +21,13 @@ use std::sync::Arc;
 /// Not signed in: a browser navigation goes to sign-in (and comes back to this exact URL);
 /// anything else gets a 401 it can act on.
 fn unauthenticated(
-    core: &Core,
+    proxy: &Proxy,
     host: &str,
     method: &Method,
     headers: &HeaderMap,
     uri: &axum::http::Uri,
 ) -> Response {
-    let login = login_url(core, &original_url(core, host, uri));
+    let login = login_url(proxy, &original_url(proxy, host, uri));
     if (method == Method::GET || method == Method::HEAD) && accepts_html(headers) {
         let mut r = StatusCode::FOUND.into_response();
         if let Ok(v) = HeaderValue::from_str(&login) {
@@ -42,7 +44,7 @@ fn unauthenticated(
 }
 
 pub async fn audit_denied(
-    core: &Core,
+    proxy: &Proxy,
     idx: usize,
     access: &AppAccess,
     reason: DenyReason,
@@ -50,17 +52,17 @@ pub async fn audit_denied(
     ip: &str,
 ) {
     let key = (access.user_id().to_string(), idx, reason);
-    if core.proxy.denied_audited.contains_key(&key) {
+    if proxy.denied_audited.contains_key(&key) {
         return;
     }
-    core.proxy.denied_audited.insert(key, ());
+    proxy.denied_audited.insert(key, ());
     audit::record(
-        &core.store,
+        &proxy.store,
         audit::Event {
             action: "proxy.denied",
             outcome: "denied",
             actor: &Actor::user(access.user_id(), access.email()),
-            target: &core.config.apps[idx].id,
+            target: &proxy.config.apps[idx].id,
             target_user_id: Some(access.user_id()),
             ip,
             details: serde_json::json!({ "reason": reason.as_str(), "path": path }),
@@ -99,45 +101,45 @@ pub fn seats_full(frees_at: i64, licensed: u32, wants_html: bool) -> Response {
 /// Adds the identity headers and the assertion (any client copies are already gone, see
 /// `headers::clean_request`).
 pub fn stamp_identity(
-    core: &Core,
+    proxy: &Proxy,
     idx: usize,
     headers: &mut HeaderMap,
     access: &Arc<AppAccess>,
-    session: &crate::auth::session::Session,
+    session: &crate::session::Session,
 ) {
-    for (n, v) in access.headers(&core.proxy.names[idx]) {
+    for (n, v) in proxy.names[idx].headers(access) {
         headers.insert(n, v);
     }
     headers.insert(
-        core.proxy.names[idx].assertion.clone(),
-        access.assertion(core, &core.config.apps[idx], session),
+        proxy.names[idx].assertion.clone(),
+        access::assertion(proxy, access, &proxy.config.apps[idx], session),
     );
 }
 
 /// One request for app `idx` (see `Proxy::route`) from `peer`, counted by its outcome.
 pub async fn handle(
-    core: AppState,
+    proxy: Arc<Proxy>,
     idx: usize,
     peer: SocketAddr,
     req: axum::http::Request<axum::body::Body>,
 ) -> Response {
-    let r = answer(&core, idx, peer, req).await;
-    core.metrics.proxy.count(idx, Outcome::of(&r));
+    let r = answer(&proxy, idx, peer, req).await;
+    proxy.metrics.proxy.count(idx, Outcome::of(&r));
     r
 }
 
 async fn answer(
-    core: &AppState,
+    proxy: &Arc<Proxy>,
     idx: usize,
     peer: SocketAddr,
     mut req: axum::http::Request<axum::body::Body>,
 ) -> Response {
-    let app = &core.config.apps[idx];
+    let app = &proxy.config.apps[idx];
     // Owned: the request is changed and sent on while the host is still needed.
     let host = forwarded_host(sent_host(req.uri(), req.headers())).into_owned();
     let host_str = host.as_str();
     let peer = peer.ip();
-    let trusted = &core.config.server.trusted_proxies;
+    let trusted = &proxy.config.server.trusted_proxies;
     let peer_trusted = trusted.iter().any(|n| n.contains(&peer));
     let ip = client_ip(
         peer,
@@ -147,21 +149,21 @@ async fn answer(
         trusted,
     );
     let wants_html = accepts_html(req.headers());
-    let session = match active_session(core, req.headers(), host_str).await {
+    let session = match active_session(proxy, req.headers(), host_str).await {
         Ok(s) => s,
         Err(e) => return Outcome::Error.mark(e.into_response()),
     };
     let Some(session) = session else {
-        return unauthenticated(core, host_str, req.method(), req.headers(), req.uri());
+        return unauthenticated(proxy, host_str, req.method(), req.headers(), req.uri());
     };
-    let access = match access::decide(core, &session, idx, req.uri().path()).await {
+    let access = match access::decide(proxy, &session, idx, req.uri().path()).await {
         Err(e) => return Outcome::Error.mark(e.into_response()),
         Ok(None) => {
-            return unauthenticated(core, host_str, req.method(), req.headers(), req.uri());
+            return unauthenticated(proxy, host_str, req.method(), req.headers(), req.uri());
         }
         Ok(Some(Decision::Deny { reason, access })) => {
             let path = req.uri().path();
-            audit_denied(core, idx, &access, reason, path, &ip.to_string()).await;
+            audit_denied(proxy, idx, &access, reason, path, &ip.to_string()).await;
             return forbidden(wants_html, reason);
         }
         Ok(Some(Decision::SeatsFull { frees_at, licensed })) => {
@@ -173,19 +175,19 @@ async fn answer(
     // sends (not even a `Connection` naming them) can remove the gateway's own.
     let upgrade = forward::take_upgrade(&mut req);
     let headers = req.headers_mut();
-    headers::clean_request(headers, &core.proxy.strip[idx], peer_trusted);
-    stamp_identity(core, idx, headers, &access, &session);
-    headers::strip_cookies(headers, &core.proxy.gateway_cookies);
-    let proto = core.config.server.public_url.scheme();
+    headers::clean_request(headers, &proxy.strip[idx], peer_trusted);
+    stamp_identity(proxy, idx, headers, &access, &session);
+    headers::strip_cookies(headers, &proxy.gateway_cookies);
+    let proto = proxy.config.server.public_url.scheme();
     let hop = Hop {
         client_ip: ip,
         peer_trusted,
         proto,
         host: &host,
     };
-    let gateway_cookies = &core.proxy.gateway_cookies;
+    let gateway_cookies = &proxy.gateway_cookies;
     forward::forward(
-        &core.proxy.upstreams,
+        &proxy.upstreams,
         idx,
         app,
         req,
@@ -195,17 +197,4 @@ async fn answer(
         wants_html,
     )
     .await
-}
-
-/// The fully signed-in session behind the request's cookie, for a request to `host` (a
-/// session still at a sign-in step does not pass the proxy; one made for another app host
-/// does not count here).
-pub async fn active_session(
-    core: &Core,
-    headers: &HeaderMap,
-    host: &str,
-) -> Result<Option<Arc<crate::auth::session::Session>>, crate::error::AppError> {
-    Ok(crate::auth::current_session_on(core, headers, host)
-        .await?
-        .filter(|s| s.stage == crate::auth::session::Stage::Active))
 }

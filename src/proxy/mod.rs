@@ -7,26 +7,25 @@ pub mod forward;
 mod handle;
 pub mod headers;
 pub mod relay;
-mod request;
 pub mod routes;
 mod state;
 pub use crate::web::target;
 pub mod verify;
 pub mod whoami;
 
-pub use handle::{active_session, audit_denied, forbidden, handle, seats_full, stamp_identity};
-pub use request::{
-    accept_has_html, accepts_html, forwarded_host, login_url, original_url, request_host,
-};
+pub use handle::{audit_denied, forbidden, handle, seats_full, stamp_identity};
 pub use state::{IdentityNames, Proxy};
 
-use crate::core::AppState;
-use access::AppAccess;
+use axum::extract::FromRef;
 use axum::http::{HeaderValue, header};
 use std::sync::Arc;
 
 /// The gateway's own endpoint on every host that the proxy answers: forward-auth.
-pub fn routes() -> axum::Router<AppState> {
+pub fn routes<S>() -> axum::Router<S>
+where
+    S: Clone + Send + Sync + crate::web::client::TrustedProxies + 'static,
+    Arc<Proxy>: FromRef<S>,
+{
     axum::Router::new()
         .route("/.gatehouse/verify", axum::routing::get(verify::get_verify))
         .layer(tower_http::set_header::SetResponseHeaderLayer::overriding(
@@ -34,5 +33,3 @@ pub fn routes() -> axum::Router<AppState> {
             HeaderValue::from_static("no-store"),
         ))
 }
-
-pub type SharedAccess = Arc<AppAccess>;

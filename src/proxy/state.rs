@@ -1,18 +1,24 @@
 //! What the proxy keeps for the life of the server: the route table, the upstream pools, each
 //! app's identity header names and strip set, the gateway's cookie names, the assertions held.
+//! It holds the shared [`Core`] and derefs to it, so the proxy's code reads `proxy.store`,
+//! `proxy.config` and `proxy.routes` alike.
 
-use super::access;
 use super::forward::Upstreams;
-use super::request::sent_host;
+use super::headers::{encode_value, put_encoded};
 use super::routes;
 use crate::config::app::ALL_PRESET_NAMES;
-use axum::http::HeaderName;
+use crate::core::Core;
+use crate::session::{AppAccess, KeptAssertions};
+use crate::web::request::sent_host;
+use axum::http::{HeaderName, HeaderValue};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Signed assertions kept in memory at most (≈ 0.7 KB each).
 const KEPT_ASSERTIONS: usize = 10_000;
 
 pub struct Proxy {
+    pub core: Arc<Core>,
     pub routes: routes::Routes,
     pub upstreams: Upstreams,
     /// Per app: its identity header names, parsed once.
@@ -23,7 +29,7 @@ pub struct Proxy {
     /// never set by one.
     pub gateway_cookies: Vec<String>,
     /// Which sessions × apps hold a signed assertion in memory (bounded).
-    pub kept_assertions: access::KeptAssertions,
+    pub kept_assertions: KeptAssertions,
     /// Denied requests are audited at most once a minute per user, app and reason.
     pub(super) denied_audited: moka::sync::Cache<(String, usize, crate::directory::DenyReason), ()>,
 }
@@ -58,6 +64,23 @@ impl IdentityNames {
         }
     }
 
+    /// The identity headers except the assertion, as they go on the wire (`name: value\r\n`
+    /// each), appended to `out`.
+    pub fn write_lines(&self, access: &AppAccess, out: &mut Vec<u8>) {
+        for (name, value) in self.identity().into_iter().zip(access.identity()) {
+            out.extend_from_slice(name.as_str().as_bytes());
+            out.extend_from_slice(b": ");
+            put_encoded(out, value);
+            out.extend_from_slice(b"\r\n");
+        }
+    }
+
+    /// The identity headers except the assertion (for the hyper path and forward-auth).
+    pub fn headers(&self, access: &AppAccess) -> [(HeaderName, HeaderValue); 5] {
+        let (names, values) = (self.identity(), access.identity());
+        std::array::from_fn(|i| (names[i].clone(), encode_value(values[i])))
+    }
+
     fn all(&self) -> [&HeaderName; 7] {
         [
             &self.user,
@@ -71,8 +94,18 @@ impl IdentityNames {
     }
 }
 
+impl std::ops::Deref for Proxy {
+    type Target = Core;
+
+    fn deref(&self) -> &Core {
+        &self.core
+    }
+}
+
 impl Proxy {
-    pub fn new(config: &crate::config::Config, gateway_cookies: Vec<String>) -> Proxy {
+    /// `gateway_cookies`: the names of the gateway's own cookies (see the field).
+    pub fn new(core: Arc<Core>, gateway_cookies: Vec<String>) -> Proxy {
+        let config = &core.config;
         let names: Vec<IdentityNames> = config
             .apps
             .iter()
@@ -99,11 +132,12 @@ impl Proxy {
             names,
             strip,
             gateway_cookies,
-            kept_assertions: access::KeptAssertions::new(KEPT_ASSERTIONS),
+            kept_assertions: KeptAssertions::new(KEPT_ASSERTIONS),
             denied_audited: moka::sync::Cache::builder()
                 .time_to_live(Duration::from_secs(60))
                 .max_capacity(100_000)
                 .build(),
+            core,
         }
     }
 }
@@ -117,5 +151,37 @@ impl Proxy {
     ) -> Result<Option<usize>, routes::Ambiguous> {
         self.routes
             .route(sent_host(req.uri(), req.headers()), req.uri().path())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::directory::SeatKind;
+
+    #[test]
+    fn wire_lines_say_what_the_headers_say() {
+        let names = IdentityNames::new(&crate::config::app::preset("oauth2-proxy").unwrap());
+        let a = AppAccess::new(
+            ["u-1", "zoë@example.com", "Zoë 100%", "admin,modify"],
+            SeatKind::Modify,
+            true,
+        );
+        let mut lines = Vec::new();
+        names.write_lines(&a, &mut lines);
+        let mut expected = Vec::new();
+        for (n, v) in names.headers(&a) {
+            expected.extend_from_slice(format!("{}: ", n.as_str()).as_bytes());
+            expected.extend_from_slice(v.as_bytes());
+            expected.extend_from_slice(b"\r\n");
+        }
+        assert_eq!(
+            String::from_utf8(lines).unwrap(),
+            String::from_utf8(expected).unwrap()
+        );
+        assert_eq!(
+            encode_value("Zoë 100%").to_str().unwrap(),
+            "Zo%C3%AB 100%25"
+        );
     }
 }

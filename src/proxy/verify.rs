@@ -17,8 +17,8 @@
 
 use super::access::Decision;
 use super::target;
-use crate::core::{AppState, Core};
 use crate::metrics::Outcome;
+use crate::proxy::Proxy;
 use crate::web::ClientInfo;
 use crate::web::extract::Query;
 use axum::extract::{ConnectInfo, State};
@@ -26,6 +26,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 #[derive(Deserialize)]
 pub struct VerifyQuery {
@@ -164,32 +165,32 @@ fn json(code: StatusCode, body: serde_json::Value) -> Response {
 }
 
 /// The caller is one of `[server] trusted_proxies` (an unknown peer never is).
-fn from_trusted_proxy(core: &Core, peer: Option<SocketAddr>) -> bool {
-    peer.is_some_and(|p| (core.config.server.trusted_proxies.iter()).any(|n| n.contains(&p.ip())))
+fn from_trusted_proxy(proxy: &Proxy, peer: Option<SocketAddr>) -> bool {
+    peer.is_some_and(|p| (proxy.config.server.trusted_proxies.iter()).any(|n| n.contains(&p.ip())))
 }
 
 pub async fn get_verify(
-    State(core): State<AppState>,
+    State(proxy): State<Arc<Proxy>>,
     client: ClientInfo,
     headers: HeaderMap,
     extensions: axum::http::Extensions,
     Query(q): Query<VerifyQuery>,
 ) -> Response {
     let peer = extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
-    if !from_trusted_proxy(&core, peer) {
+    if !from_trusted_proxy(&proxy, peer) {
         tracing::warn!(peer = ?peer.map(|p| p.ip()), "forward-auth asked by a peer outside server.trusted_proxies");
         return status(
             StatusCode::FORBIDDEN,
             "Forward-auth answers only the proxies listed in server.trusted_proxies.",
         );
     }
-    let orig = match original(&headers, |h| core.proxy.routes.is_app_host(h)) {
+    let orig = match original(&headers, |h| proxy.routes.is_app_host(h)) {
         Ok(o) => o,
         Err(message) => return status(StatusCode::BAD_REQUEST, message),
     };
     let (host, pq) = (&orig.host, &orig.path_and_query);
     let path = path_of(pq).to_string();
-    let idx = match core.proxy.routes.route(host, &path) {
+    let idx = match proxy.routes.route(host, &path) {
         Ok(Some(idx)) => idx,
         Ok(None) => {
             return status(
@@ -207,9 +208,9 @@ pub async fn get_verify(
     let scheme = orig
         .scheme
         .as_deref()
-        .unwrap_or(core.config.server.public_url.scheme());
+        .unwrap_or(proxy.config.server.public_url.scheme());
     let unauthenticated = || {
-        let login = super::login_url(&core, &format!("{scheme}://{host}{pq}"));
+        let login = crate::auth::login_url(&proxy, &format!("{scheme}://{host}{pq}"));
         let redirect = q
             .redirect
             .as_deref()
@@ -231,15 +232,15 @@ pub async fn get_verify(
             .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         r
     };
-    let (outcome, r) = match super::active_session(&core, &headers, host).await {
+    let (outcome, r) = match crate::auth::active_session(&proxy, &headers, host).await {
         Err(e) => (Outcome::Error, e.into_response()),
         Ok(None) => (Outcome::Unauthenticated, unauthenticated()),
-        Ok(Some(session)) => match super::access::decide(&core, &session, idx, &path).await {
+        Ok(Some(session)) => match super::access::decide(&proxy, &session, idx, &path).await {
             Err(e) => (Outcome::Error, e.into_response()),
             Ok(None) => (Outcome::Unauthenticated, unauthenticated()),
             Ok(Some(Decision::Deny { reason, access })) => {
                 let ip = client.ip.to_string();
-                super::audit_denied(&core, idx, &access, reason, &path, &ip).await;
+                super::audit_denied(&proxy, idx, &access, reason, &path, &ip).await;
                 let message = "Your account has no access to this resource.";
                 (Outcome::Denied, status(StatusCode::FORBIDDEN, message))
             }
@@ -249,7 +250,7 @@ pub async fn get_verify(
             }
             Ok(Some(Decision::Allow(access))) => {
                 let mut r = StatusCode::OK.into_response();
-                super::stamp_identity(&core, idx, r.headers_mut(), &access, &session);
+                super::stamp_identity(&proxy, idx, r.headers_mut(), &access, &session);
                 r.headers_mut()
                     .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
                 (Outcome::Allowed, r)
@@ -257,7 +258,7 @@ pub async fn get_verify(
         },
     };
     // Counted apart from proxied requests (`gatehouse_verify_requests_total`).
-    core.metrics.verify.count(idx, outcome);
+    proxy.metrics.verify.count(idx, outcome);
     r
 }
 

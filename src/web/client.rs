@@ -43,13 +43,19 @@ pub trait TrustedProxies {
     fn trusted_proxies(&self) -> &[IpNet];
 }
 
-impl<S> FromRequestParts<Arc<S>> for ClientInfo
+impl<T: TrustedProxies> TrustedProxies for Arc<T> {
+    fn trusted_proxies(&self) -> &[IpNet] {
+        T::trusted_proxies(self)
+    }
+}
+
+impl<S> FromRequestParts<S> for ClientInfo
 where
     S: TrustedProxies + Send + Sync,
 {
     type Rejection = Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, state: &Arc<S>) -> Result<Self, Infallible> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Infallible> {
         let peer = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()

@@ -3,6 +3,7 @@
 
 pub mod client;
 pub mod cookies;
+pub mod csrf;
 pub mod extract;
 pub mod request;
 pub mod target;

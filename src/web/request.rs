@@ -2,11 +2,13 @@
 //! hands anything odd to hyper, and hyper's requests come through here): one host, no
 //! `CONNECT`, no transfer coding the gateway would lose on the way, no `h2c` upgrade, and a
 //! request target in its canonical form (`proxy::target`), which is what routing, rules and
-//! the upstream all see.
+//! the upstream all see. Also the small readings of a request everyone makes: the host it
+//! addressed, whether it is a browser navigation.
 
 use super::target;
 use crate::server::http1::wire::tokens;
 use axum::body::Body;
+use axum::http::HeaderMap;
 use axum::http::uri::PathAndQuery;
 use axum::http::{HeaderValue, Method, Request, Response, StatusCode, Uri, Version, header};
 
@@ -128,6 +130,45 @@ fn host(req: &mut Request<Body>) -> Result<(), Refusal> {
         }
         _ => Ok(()),
     }
+}
+
+/// The host the client addressed (HTTP/2 `:authority` or HTTP/1 `Host`), lowercased.
+pub fn request_host(uri: &Uri, headers: &HeaderMap) -> String {
+    uri.authority()
+        .map(|a| a.as_str())
+        .or_else(|| headers.get(header::HOST).and_then(|h| h.to_str().ok()))
+        .unwrap_or("")
+        .to_ascii_lowercase()
+}
+
+pub fn accepts_html(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .is_some_and(|v| accept_has_html(v.as_bytes()))
+}
+
+/// An `Accept` value that lists `text/html` (a browser navigation).
+pub fn accept_has_html(accept: &[u8]) -> bool {
+    accept.windows(9).any(|w| w == b"text/html")
+}
+
+/// The `Host` the client sent, lowercased, for `X-Forwarded-Host` and `Forwarded`. A request
+/// routed to an app names one of the configured hosts (`Routes::lookup`), so it is plain ASCII;
+/// no copy unless it came in upper case.
+pub fn forwarded_host(sent: &str) -> std::borrow::Cow<'_, str> {
+    if sent.bytes().any(|b| b.is_ascii_uppercase()) {
+        std::borrow::Cow::Owned(sent.to_ascii_lowercase())
+    } else {
+        std::borrow::Cow::Borrowed(sent)
+    }
+}
+
+/// The host as the client sent it (HTTP/2 `:authority` or HTTP/1 `Host`), not lowercased.
+pub fn sent_host<'a>(uri: &'a Uri, headers: &'a HeaderMap) -> &'a str {
+    uri.authority()
+        .map(|a| a.as_str())
+        .or_else(|| headers.get(header::HOST).and_then(|h| h.to_str().ok()))
+        .unwrap_or("")
 }
 
 #[cfg(test)]

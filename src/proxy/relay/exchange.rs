@@ -5,7 +5,7 @@
 use super::Conn;
 use super::chunked::Chunk;
 use super::pool::{UpConn, connection};
-use crate::core::Core;
+use crate::proxy::Proxy;
 use crate::proxy::forward::Target;
 use crate::proxy::headers::{Known, content_length, known, sets_gateway_cookie, tokens};
 use crate::server::http1::{Head, http_date, put_header};
@@ -183,18 +183,18 @@ fn client_head(
 /// head. On a kept connection that turns out closed, a request without a body is sent once
 /// more on a new connection.
 pub(super) async fn exchange(
-    core: &Core,
+    proxy: &Proxy,
     idx: usize,
     target: &Target,
     c: &mut Conn,
     head: &Head,
     request_head: &mut Vec<u8>,
 ) -> Result<(UpConn, ResponseHead, Vec<u8>), Failure> {
-    let app = &core.config.apps[idx];
+    let app = &proxy.config.apps[idx];
     let body_len = head.content_length.unwrap_or(0);
     let head_only = head.method == axum::http::Method::HEAD;
     for attempt in 0..2 {
-        let (mut up, reused) = connection(core, idx, target, c, attempt > 0).await?;
+        let (mut up, reused) = connection(proxy, idx, target, c, attempt > 0).await?;
         up.buf.clear();
         // The head and whatever of the body is already here, in one write (a request with a
         // body is never sent twice, so the head buffer can take it).
@@ -234,7 +234,7 @@ pub(super) async fn exchange(
             .reset(tokio::time::Instant::now() + app.timeout);
         let got = tokio::select! {
             biased;
-            r = response_head(&mut up, head_only, head.close, &core.proxy.gateway_cookies, &mut out) => Ok(r),
+            r = response_head(&mut up, head_only, head.close, &proxy.gateway_cookies, &mut out) => Ok(r),
             _ = c.slot.answer.as_mut() => Err(()),
         };
         match got {

@@ -24,13 +24,14 @@ mod pool;
 
 pub use pool::{UpConn, still_open};
 
-use super::access::{AppAccess, Verdict};
+use super::access::Verdict;
 use super::forward::{Hop, Target, upstream_timed_out, upstream_unreachable, write_forwarded};
 use super::headers::{Fate, Known, kept_cookie_pairs, known, request_fate};
-use crate::auth::session::{Session, Stage};
-use crate::core::Core;
 use crate::metrics::Outcome;
+use crate::proxy::Proxy;
 use crate::server::http1::{Fast, Head, Next, put_header, write_response};
+use crate::session::AppAccess;
+use crate::session::{Session, Stage};
 use bytes::Buf;
 use exchange::{Failure, Framing, exchange, relay_body};
 use std::pin::Pin;
@@ -67,9 +68,9 @@ impl Default for Slot {
 impl Slot {
     /// The connection is closing or going to hyper: its kept upstream connection goes back to
     /// the worker's pool.
-    pub fn release(&mut self, core: &Core) {
+    pub fn release(&mut self, proxy: &Proxy) {
         if let Some((idx, up)) = self.upstream.take() {
-            core.proxy.upstreams.give_back(idx, up);
+            proxy.upstreams.give_back(idx, up);
         }
     }
 }
@@ -94,12 +95,12 @@ pub struct Recent {
 impl Recent {
     /// Takes a fresh copy of the shared assertion when this one is due: the shared one is
     /// renewed within its last minute, and this copy is refreshed from it every few seconds.
-    fn refresh_assertion(&mut self, core: &Core, now: i64) {
+    fn refresh_assertion(&mut self, proxy: &Proxy, now: i64) {
         if now < self.assertion_until {
             return;
         }
-        let app = &core.config.apps[self.idx];
-        let v = self.access.assertion(core, app, &self.session);
+        let app = &proxy.config.apps[self.idx];
+        let v = super::access::assertion(proxy, &self.access, app, &self.session);
         self.assertion.clear();
         self.assertion.extend_from_slice(v.as_bytes());
         self.assertion_until = now + 5;
@@ -107,15 +108,15 @@ impl Recent {
 }
 
 /// Relays the request when it is an allowed request to a plain HTTP upstream.
-pub async fn relay(core: &Core, idx: usize, c: &mut Conn, head: &Head) -> Fast {
-    let Some(target) = core.proxy.upstreams.plain(idx) else {
-        return match &core.config.apps[idx].upstream {
+pub async fn relay(proxy: &Proxy, idx: usize, c: &mut Conn, head: &Head) -> Fast {
+    let Some(target) = proxy.upstreams.plain(idx) else {
+        return match &proxy.config.apps[idx].upstream {
             crate::config::app::Upstream::Url(_) => Fast::Hyper,
             _ => Fast::Bridge,
         };
     };
     let Some(token) =
-        crate::web::cookies::find(head.values("cookie"), core.config.session_cookie_name())
+        crate::web::cookies::find(head.values("cookie"), proxy.config.session_cookie_name())
     else {
         return Fast::Bridge;
     };
@@ -126,9 +127,9 @@ pub async fn relay(core: &Core, idx: usize, c: &mut Conn, head: &Head) -> Fast {
                 // Constant time: behind a front proxy that pools connections, the previous
                 // request on this connection may have been someone else's.
                 && crate::crypto::ct_eq(&r.token, token.as_bytes())
-                && r.epoch == core.sessions.epoch()
+                && r.epoch == proxy.sessions.epoch()
                 && matches!(
-                    core.sessions.still_live(&core.store, &r.session, now).await,
+                    proxy.sessions.still_live(&proxy.store, &r.session, now).await,
                     Ok(true)
                 ) =>
         {
@@ -139,18 +140,18 @@ pub async fn relay(core: &Core, idx: usize, c: &mut Conn, head: &Head) -> Fast {
     let mut recent = match remembered {
         Some(r) => r,
         None => {
-            let epoch = core.sessions.epoch();
-            let session = match core.sessions.lookup(&core.store, token).await {
+            let epoch = proxy.sessions.epoch();
+            let session = match proxy.sessions.lookup(&proxy.store, token).await {
                 // A session made for another app host does not count here.
                 Ok(Some(s)) if s.stage == Stage::Active && s.fits(head.host()) => s,
                 _ => return Fast::Bridge,
             };
-            let access = match super::access::access_for(core, &session, idx).await {
+            let access = match super::access::access_for(proxy, &session, idx).await {
                 Ok(Some(a)) => a,
                 _ => return Fast::Bridge,
             };
             let mut lines = Vec::with_capacity(256);
-            access.write_lines(&core.proxy.names[idx], &mut lines);
+            proxy.names[idx].write_lines(&access, &mut lines);
             Box::new(Recent {
                 epoch,
                 token: token.as_bytes().into(),
@@ -164,12 +165,12 @@ pub async fn relay(core: &Core, idx: usize, c: &mut Conn, head: &Head) -> Fast {
         }
     };
     // Refusals are answered here: asking the router would decide (and audit) all over again.
-    let refusal = match super::access::judge(core, &recent.access, idx, head.path()).await {
+    let refusal = match super::access::judge(proxy, &recent.access, idx, head.path()).await {
         Ok(Verdict::Allow) => None,
         Ok(Verdict::Deny(reason)) => {
-            let ip = client_ip(core, c, head);
+            let ip = client_ip(proxy, c, head);
             super::audit_denied(
-                core,
+                proxy,
                 idx,
                 &recent.access,
                 reason,
@@ -186,22 +187,22 @@ pub async fn relay(core: &Core, idx: usize, c: &mut Conn, head: &Head) -> Fast {
     };
     match refusal {
         None => {
-            recent.refresh_assertion(core, now);
-            Fast::Done(forward(core, idx, target, c, head, recent).await)
+            recent.refresh_assertion(proxy, now);
+            Fast::Done(forward(proxy, idx, target, c, head, recent).await)
         }
         Some(r) => {
             c.slot.recent = Some(recent);
-            core.metrics.proxy.count(idx, Outcome::of(&r));
+            proxy.metrics.proxy.count(idx, Outcome::of(&r));
             Fast::Done(answer(c, head, r).await)
         }
     }
 }
 
-fn client_ip(core: &Core, c: &Conn, head: &Head) -> std::net::IpAddr {
+fn client_ip(proxy: &Proxy, c: &Conn, head: &Head) -> std::net::IpAddr {
     crate::web::client::client_ip(
         c.peer.ip(),
         head.value_str("x-forwarded-for"),
-        &core.config.server.trusted_proxies,
+        &proxy.config.server.trusted_proxies,
     )
 }
 
@@ -225,7 +226,7 @@ fn listed_in_connection(head: &Head, name: &[u8]) -> bool {
 
 /// The request head for the upstream, into `out`.
 fn upstream_head(
-    core: &Core,
+    proxy: &Proxy,
     idx: usize,
     target: &Target,
     head: &Head,
@@ -233,8 +234,8 @@ fn upstream_head(
     recent: &Recent,
     out: &mut Vec<u8>,
 ) {
-    let identity = &core.proxy.strip[idx];
-    let gateway_cookies = &core.proxy.gateway_cookies;
+    let identity = &proxy.strip[idx];
+    let gateway_cookies = &proxy.gateway_cookies;
     out.clear();
     out.extend_from_slice(head.method.as_str().as_bytes());
     out.push(b' ');
@@ -271,7 +272,7 @@ fn upstream_head(
     out.extend_from_slice(&recent.lines);
     put_header(
         out,
-        core.proxy.names[idx].assertion.as_str().as_bytes(),
+        proxy.names[idx].assertion.as_str().as_bytes(),
         &recent.assertion,
     );
     write_forwarded(out, hop, prev_xff, prev_proto, prev_fwd);
@@ -283,32 +284,32 @@ fn upstream_head(
 
 /// Forwards one allowed request and relays the response.
 async fn forward(
-    core: &Core,
+    proxy: &Proxy,
     idx: usize,
     target: &Target,
     c: &mut Conn,
     head: &Head,
     recent: Box<Recent>,
 ) -> Next {
-    let app = &core.config.apps[idx];
+    let app = &proxy.config.apps[idx];
     let peer = c.peer.ip();
-    let peer_trusted = (core.config.server.trusted_proxies.iter()).any(|n| n.contains(&peer));
-    let host = super::forwarded_host(head.host());
+    let peer_trusted = (proxy.config.server.trusted_proxies.iter()).any(|n| n.contains(&peer));
+    let host = crate::web::request::forwarded_host(head.host());
     let hop = Hop {
         // `X-Forwarded-For` is read only from a trusted proxy.
         client_ip: if peer_trusted {
-            client_ip(core, c, head)
+            client_ip(proxy, c, head)
         } else {
             peer
         },
         peer_trusted,
-        proto: core.config.server.public_url.scheme(),
+        proto: proxy.config.server.public_url.scheme(),
         host: &host,
     };
     let mut request_head = std::mem::take(&mut c.slot.up_head);
-    upstream_head(core, idx, target, head, &hop, &recent, &mut request_head);
+    upstream_head(proxy, idx, target, head, &hop, &recent, &mut request_head);
     c.slot.recent = Some(recent);
-    let result = exchange(core, idx, target, c, head, &mut request_head).await;
+    let result = exchange(proxy, idx, target, c, head, &mut request_head).await;
     c.slot.up_head = request_head;
     let (mut up, rh, response_head) = match result {
         Ok(r) => r,
@@ -319,13 +320,13 @@ async fn forward(
                 Failure::Upstream(why) => upstream_unreachable(app, &why, wants_html),
                 Failure::Client => return Next::Close,
             };
-            core.metrics.proxy.count(idx, Outcome::of(&r));
+            proxy.metrics.proxy.count(idx, Outcome::of(&r));
             // The request body may be partly unread: `answer` ends the connection then.
             return answer(c, head, r).await;
         }
     };
     up.buf.advance(rh.len);
-    core.metrics.proxy.count(idx, Outcome::Forwarded);
+    proxy.metrics.proxy.count(idx, Outcome::Forwarded);
     let done = relay_body(c, &mut up, rh.framing, response_head).await;
     match done {
         Ok(true) if rh.reusable && up.buf.is_empty() => {

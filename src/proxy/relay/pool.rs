@@ -3,7 +3,7 @@
 
 use super::Conn;
 use super::exchange::Failure;
-use crate::core::Core;
+use crate::proxy::Proxy;
 use crate::proxy::forward::Target;
 use bytes::BytesMut;
 use std::time::{Duration, Instant};
@@ -28,7 +28,7 @@ impl UpConn {
 /// A connection to app `idx`'s upstream: the one this client used last, an idle one of this
 /// worker, or a new one. The flag says whether it was used before.
 pub(super) async fn connection(
-    core: &Core,
+    proxy: &Proxy,
     idx: usize,
     target: &Target,
     c: &mut Conn,
@@ -37,15 +37,15 @@ pub(super) async fn connection(
     let kept = match c.slot.upstream.take() {
         Some((i, up)) if i == idx && up.fresh() && still_open(&up) => Some(up),
         Some((i, up)) => {
-            core.proxy.upstreams.give_back(i, up);
+            proxy.upstreams.give_back(i, up);
             None
         }
         None => None,
     };
-    if !new_only && let Some(up) = kept.or_else(|| core.proxy.upstreams.take_idle(idx)) {
+    if !new_only && let Some(up) = kept.or_else(|| proxy.upstreams.take_idle(idx)) {
         return Ok((up, true));
     }
-    let app = &core.config.apps[idx];
+    let app = &proxy.config.apps[idx];
     match tokio::time::timeout(app.connect_timeout, TcpStream::connect(&target.connect)).await {
         Ok(Ok(tcp)) => {
             let _ = tcp.set_nodelay(true);

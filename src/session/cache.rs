@@ -74,7 +74,7 @@ pub struct Session {
 }
 
 /// A session's access per app index: most sessions use one app, held without a heap block.
-pub type AppsOfSession = SmallVec<[(usize, Arc<crate::proxy::access::AppAccess>); 1]>;
+pub type AppsOfSession = SmallVec<[(usize, Arc<super::AppAccess>); 1]>;
 
 impl Session {
     /// The hex SHA-256 of the cookie value, as the database keeps it.
