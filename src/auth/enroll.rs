@@ -66,14 +66,10 @@ fn enroll_page(
 
 pub async fn get_enroll(
     State(core): State<AppState>,
+    super::At { session, user, .. }: super::At<super::require::Enrolment>,
     headers: HeaderMap,
     Query(q): Query<RdQuery>,
 ) -> Result<Response, AppError> {
-    let Some((session, user)) =
-        session_at(&core, &headers, &[Stage::MfaEnroll, Stage::Active]).await?
-    else {
-        return Ok(to_login(&q.rd));
-    };
     if user.totp_secret.is_some() {
         return Ok(super::see_other("/", None));
     }

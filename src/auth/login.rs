@@ -238,12 +238,10 @@ impl super::csrf::CsrfToken for CodeForm {
 
 pub async fn get_mfa(
     State(core): State<AppState>,
+    _at: super::At<super::require::SecondFactor>,
     headers: HeaderMap,
     Query(q): Query<RdQuery>,
 ) -> Result<Response, AppError> {
-    if session_at(&core, &headers, &[Stage::Mfa]).await?.is_none() {
-        return Ok(to_login(&q.rd));
-    }
     Ok(page(
         &core,
         &headers,

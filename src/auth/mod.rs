@@ -13,6 +13,7 @@ pub mod handoff;
 pub mod login;
 pub mod pages;
 pub mod password_change;
+pub mod require;
 pub mod return_url;
 pub mod setup;
 
@@ -22,6 +23,7 @@ pub use flow::{
     advance, advance_location, end_session, next_stage, session_cookie, stage_location,
 };
 pub use pages::{check_csrf, page, policy_text, see_other, to_login};
+pub use require::{At, Require, Requirement};
 pub use return_url::{local_path, login_url, original_url, safe_return};
 
 use crate::core::AppState;

@@ -41,14 +41,10 @@ fn change_page(
 
 pub async fn get_change(
     State(core): State<AppState>,
+    super::At { session, .. }: super::At<super::require::PasswordChange>,
     headers: HeaderMap,
     Query(q): Query<RdQuery>,
 ) -> Result<Response, AppError> {
-    let Some((session, _)) =
-        session_at(&core, &headers, &[Stage::PasswordChange, Stage::Active]).await?
-    else {
-        return Ok(to_login(&q.rd));
-    };
     Ok(change_page(
         &core,
         &headers,

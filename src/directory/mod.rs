@@ -1,8 +1,10 @@
-//! People and their rights: email rules (`email`), statuses (`status`), and the access rules
-//! (`access`: effective roles, seat kinds, admission, per-path rules, who must use MFA).
+//! People and their rights: email rules (`email`), statuses (`status`), the access rules
+//! (`access`: effective roles, seat kinds, admission, per-path rules, who must use MFA), and
+//! who may manage the directory (`authority`: the full access administrator's proof).
 //! No HTTP and no SQL here: the rules only.
 
 mod access;
+mod authority;
 mod email;
 mod status;
 
@@ -10,5 +12,6 @@ pub use access::{
     AppRights, DenyReason, Grants, Readings, SeatKind, admits, glob_match, mfa_required,
     parse_role_spec, path_refusal, rights, roles_for_app, seat_kind,
 };
+pub use authority::{ADMIN_ROLE, FullAdmin, is_full_admin};
 pub use email::{normalize_email, valid_email};
 pub use status::{UserStatus, display_status, is_locked};

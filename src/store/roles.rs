@@ -113,11 +113,12 @@ impl Store {
         .await?)
     }
 
-    /// Administrators who can still sign in (for first-run detection).
+    /// Full access administrators (`admin` for every app) who can still sign in (first-run
+    /// detection).
     pub async fn count_admins(&self) -> Result<i64> {
         let (n,): (i64,) = sqlx::query_as(
             "SELECT COUNT(*) FROM user_grants g JOIN users u ON u.id = g.user_id \
-             WHERE g.role = 'admin' AND u.status = 'active'",
+             WHERE g.role = 'admin' AND g.app = '*' AND u.status = 'active'",
         )
         .fetch_one(&self.pool)
         .await?;
