@@ -1,0 +1,266 @@
+//! Users: create, status changes, unlock, MFA reset, temporary passwords, anonymize, delete, and reading them.
+
+use super::*;
+
+impl Ops<'_> {
+    pub async fn create_user(
+        &self,
+        email: &str,
+        name: &str,
+        roles: &[(String, String)],
+        password: Option<&str>,
+        must_change: bool,
+    ) -> OpResult<UserRow> {
+        let email = email.trim();
+        if !valid_email(email) {
+            return Err(OpError::Invalid(format!(
+                "--email: {email:?} is not an email address"
+            )));
+        }
+        for (role, _) in roles {
+            self.role_exists(role).await?;
+        }
+        let hash = match password {
+            Some(p) => {
+                self.check_password(p, email)?;
+                Some(
+                    self.base
+                        .passwords
+                        .hash(p)
+                        .await
+                        .map_err(|e| OpError::Invalid(e.to_string()))?,
+                )
+            }
+            None => None,
+        };
+        let id = uuid::Uuid::now_v7().to_string();
+        let now = store::now();
+        match self
+            .base
+            .store
+            .insert_user(
+                &NewUser {
+                    id: &id,
+                    email,
+                    email_normalized: &normalize_email(email),
+                    name: name.trim(),
+                    status: UserStatus::Active.as_str(),
+                    password_hash: hash.as_deref(),
+                    password_must_change: must_change,
+                },
+                now,
+            )
+            .await
+        {
+            Err(StoreError::Conflict) => {
+                return Err(OpError::Conflict(format!(
+                    "a user with email {email} already exists"
+                )));
+            }
+            other => other?,
+        }
+        for (role, app) in roles {
+            self.base.store.grant(&id, role, app, now).await?;
+        }
+        let roles_json: Vec<String> = roles.iter().map(|(r, a)| format!("{r}@{a}")).collect();
+        self.audit(
+            "user.create",
+            email,
+            Some(&id),
+            json!({ "after": { "email": email, "name": name.trim(), "status": UserStatus::Active.as_str(), "roles": roles_json, "password_set": password.is_some() } }),
+        )
+        .await;
+        self.user(email).await
+    }
+
+    pub async fn set_status(
+        &self,
+        email: &str,
+        status: UserStatus,
+    ) -> OpResult<(UserRow, Revoked)> {
+        let user = self.user(email).await?;
+        self.base
+            .store
+            .set_user_status(&user.id, status.as_str(), store::now())
+            .await?;
+        let revoked = if status == UserStatus::Active {
+            Revoked::default()
+        } else {
+            self.end_sessions(&user, status.as_str()).await?
+        };
+        let action = if status == UserStatus::Active {
+            "user.unblock"
+        } else {
+            "user.block"
+        };
+        self.audit(
+            action,
+            &user.email,
+            Some(&user.id),
+            json!({ "before": { "status": user.status }, "after": { "status": status.as_str() }, "sessions_ended": revoked.sessions }),
+        )
+        .await;
+        Ok((self.user(email).await?, revoked))
+    }
+
+    pub async fn unlock(&self, email: &str) -> OpResult<UserRow> {
+        let user = self.user(email).await?;
+        self.base.store.clear_failures(&user.id).await?;
+        self.audit(
+            "user.unlock",
+            &user.email,
+            Some(&user.id),
+            json!({ "before": { "failed_count": user.failed_count, "locked_until": user.locked_until }, "after": { "failed_count": 0, "locked_until": null } }),
+        )
+        .await;
+        self.user(email).await
+    }
+
+    pub async fn reset_mfa(&self, email: &str) -> OpResult<(UserRow, Revoked)> {
+        let user = self.user(email).await?;
+        self.base.store.clear_mfa(&user.id, store::now()).await?;
+        let revoked = self.end_sessions(&user, "mfa_reset").await?;
+        self.audit(
+            "mfa.reset",
+            &user.email,
+            Some(&user.id),
+            json!({ "before": { "totp": user.totp_secret.is_some() }, "after": { "totp": false }, "sessions_ended": revoked.sessions }),
+        )
+        .await;
+        Ok((self.user(email).await?, revoked))
+    }
+
+    /// Sets a temporary password that must be changed at the next sign-in; ends all sessions.
+    pub async fn set_temp_password(&self, email: &str, password: &str) -> OpResult<Revoked> {
+        let user = self.user(email).await?;
+        self.check_password(password, &user.email)?;
+        let hash = self
+            .base
+            .passwords
+            .hash(password)
+            .await
+            .map_err(|e| OpError::Invalid(e.to_string()))?;
+        self.base
+            .store
+            .set_password(&user.id, &hash, true, store::now())
+            .await?;
+        self.base.store.clear_failures(&user.id).await?;
+        let revoked = self.end_sessions(&user, "temporary_password").await?;
+        self.audit(
+            "password.temporary",
+            &user.email,
+            Some(&user.id),
+            json!({ "after": { "must_change": true }, "sessions_ended": revoked.sessions }),
+        )
+        .await;
+        Ok(revoked)
+    }
+
+    pub async fn anonymize(&self, email: &str) -> OpResult<(String, Revoked)> {
+        let user = self.user(email).await?;
+        let revoked = self.end_sessions(&user, "anonymized").await?;
+        let pseudonym = format!("anonymized-{}@invalid", &crypto_suffix(&user.id));
+        self.audit(
+            "user.anonymize",
+            &user.email,
+            Some(&user.id),
+            json!({ "pseudonym": pseudonym }),
+        )
+        .await;
+        self.base
+            .store
+            .anonymize_user(&user.id, &user.email, &pseudonym, store::now())
+            .await?;
+        Ok((pseudonym, revoked))
+    }
+
+    pub async fn delete(&self, email: &str) -> OpResult<Revoked> {
+        let user = self.user(email).await?;
+        let revoked = self.end_sessions(&user, "deleted").await?;
+        self.base.store.delete_user(&user.id).await?;
+        self.audit(
+            "user.delete",
+            &user.email,
+            Some(&user.id),
+            json!({ "before": { "email": user.email, "status": user.status } }),
+        )
+        .await;
+        Ok(revoked)
+    }
+
+    /// What an administrator is shown of a user: no hash, no secret.
+    pub async fn describe(&self, u: &UserRow) -> OpResult<UserDetail> {
+        let now = store::now();
+        Ok(UserDetail {
+            id: u.id.clone(),
+            email: u.email.clone(),
+            name: u.name.clone(),
+            status: self.display_status(u).to_string(),
+            password_set: u.password_hash.is_some(),
+            password_must_change: u.password_must_change != 0,
+            mfa: u.totp_secret.is_some(),
+            recovery_codes_left: self.base.store.recovery_codes_left(&u.id).await?,
+            failed_attempts: u.failed_count,
+            locked_until: u.locked_until.filter(|t| *t > now),
+            grants: self.base.store.grants_of(&u.id).await?,
+            sessions: self.base.store.list_sessions(Some(&u.id), now).await?.len(),
+            created_at: u.created_at,
+        })
+    }
+
+    pub async fn show_user(&self, email: &str) -> OpResult<UserDetail> {
+        self.describe(&self.user(email).await?).await
+    }
+
+    pub async fn list_users(&self) -> OpResult<Vec<UserDetail>> {
+        let mut out = Vec::new();
+        for u in self.base.store.list_users().await? {
+            out.push(self.describe(&u).await?);
+        }
+        Ok(out)
+    }
+}
+
+/// A user as [`Ops::describe`] shows them. Times are Unix seconds.
+#[derive(Debug, Clone)]
+pub struct UserDetail {
+    pub id: String,
+    pub email: String,
+    pub name: String,
+    /// As shown: `active`, `blocked`, `locked`, ... (see `directory::display_status`).
+    pub status: String,
+    pub password_set: bool,
+    pub password_must_change: bool,
+    pub mfa: bool,
+    pub recovery_codes_left: i64,
+    pub failed_attempts: i64,
+    /// Only while the lock holds; `i64::MAX` = until an administrator unlocks.
+    pub locked_until: Option<i64>,
+    pub grants: Vec<GrantRow>,
+    /// Live sessions.
+    pub sessions: usize,
+    pub created_at: i64,
+}
+
+fn crypto_suffix(id: &str) -> String {
+    crate::crypto::sha256_hex(id.as_bytes())[..12].to_string()
+}
+
+/// A temporary password that satisfies any policy: 20 characters with every class.
+pub fn generate_temp_password() -> String {
+    const SETS: [&[u8]; 4] = [
+        b"ABCDEFGHJKLMNPQRSTUVWXYZ",
+        b"abcdefghijkmnpqrstuvwxyz",
+        b"23456789",
+        b"!#%+-=?@",
+    ];
+    let bytes = crate::crypto::random_bytes::<20>();
+    bytes
+        .iter()
+        .enumerate()
+        .map(|(i, b)| {
+            let set = SETS[i % 4];
+            set[*b as usize % set.len()] as char
+        })
+        .collect()
+}
