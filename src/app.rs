@@ -279,10 +279,15 @@ pub async fn serve(config: Config) -> Result<(), BoxError> {
         core.store.clone(),
         core.revocation.clone(),
         instance_id,
-        stop_rx,
+        stop_rx.clone(),
     ));
 
     let sampler = tokio::spawn(sample_seats(core.clone()));
+    let mailer = {
+        let core = core.clone();
+        let stop = stop_rx.clone();
+        tokio::spawn(async move { core.mail.run(core.store.clone(), &core.keys, stop).await })
+    };
 
     let workers = core.config.server.workers;
     let listeners = crate::server::bind(listen, workers)
@@ -301,6 +306,7 @@ pub async fn serve(config: Config) -> Result<(), BoxError> {
     let drained = running.drained(grace).await;
     let _ = stop_tx.send(true);
     sampler.abort();
+    let _ = mailer.await;
     let _ = follower.await;
     if drained {
         tracing::info!("all requests drained");

@@ -25,6 +25,8 @@ pub struct Base {
     pub store: Store,
     pub keys: Keys,
     pub passwords: Passwords,
+    /// Outgoing mail (queued in the store; a server delivers it, see `mail`).
+    pub mail: crate::mail::Mailer,
     /// Everything that invalidations clear on this instance (the session cache of a server;
     /// nothing in a CLI process, which only publishes).
     pub revocation: revocation::Bus,
@@ -100,6 +102,7 @@ impl Base {
                 .await?;
         }
         Ok(Base {
+            mail: crate::mail::Mailer::new(&config.mail)?,
             keys: Keys::new(&key),
             passwords: Passwords::new(&config.password_hashing)?,
             revocation,

@@ -7,6 +7,7 @@
 pub mod app;
 mod database;
 mod lockout;
+mod mail;
 mod password;
 pub mod reader;
 pub mod secret;
@@ -18,6 +19,8 @@ pub use database::DatabaseConfig;
 use database::read_database;
 pub use lockout::LockoutConfig;
 use lockout::read_lockout;
+use mail::read_mail;
+pub use mail::{MailConfig, MailTransport};
 pub use password::{PasswordHashingConfig, PasswordPolicyConfig};
 use password::{read_hashing, read_policy};
 use secrets::read_secrets;
@@ -44,6 +47,7 @@ pub struct Config {
     pub password_policy: PasswordPolicyConfig,
     pub password_hashing: PasswordHashingConfig,
     pub lockout: LockoutConfig,
+    pub mail: MailConfig,
     pub mfa: MfaConfig,
     pub log: LogConfig,
     pub roles: Vec<RoleConfig>,
@@ -232,6 +236,7 @@ fn read(root: &Section, path: &Path) -> Config {
     let password_policy = read_policy(&root.sub("password_policy"));
     let password_hashing = read_hashing(&root.sub("password_hashing"));
     let lockout = read_lockout(&root.sub("lockout"));
+    let mail = read_mail(&root.sub("mail"));
     let mfa = {
         let s = root.sub("mfa");
         let m = MfaConfig {
@@ -317,6 +322,7 @@ fn read(root: &Section, path: &Path) -> Config {
         password_policy,
         password_hashing,
         lockout,
+        mail,
         mfa,
         log,
         roles,

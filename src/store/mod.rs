@@ -5,6 +5,7 @@
 mod audit;
 mod invalidations;
 mod keys;
+mod mail;
 mod roles;
 mod seats;
 mod sessions;
@@ -14,6 +15,7 @@ mod users;
 pub use audit::{AuditFilter, AuditRow};
 pub use invalidations::Invalidation;
 pub use keys::SigningKeyRow;
+pub use mail::MailRow;
 pub use roles::{GrantRow, RoleRow};
 pub use seats::{SeatGrant, SeatRow, UsageRow};
 pub use sessions::SessionRow;

@@ -5,6 +5,7 @@
 
 mod harness;
 mod raw;
+mod smtp_peer;
 mod upstream;
 
 mod attack_proxy;
@@ -14,6 +15,7 @@ mod config;
 mod forward_auth;
 mod h1;
 mod listen;
+mod mail;
 mod metrics;
 mod proxy;
 mod schema;

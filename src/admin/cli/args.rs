@@ -25,6 +25,20 @@ pub enum AdminCommand {
     /// Modify seats (an app's licensed concurrent modify users).
     #[command(subcommand)]
     Seats(SeatsCommand),
+    /// Outgoing mail: send a test message, list what waits to be sent.
+    #[command(subcommand)]
+    Mail(MailCommand),
+}
+
+#[derive(Subcommand)]
+pub enum MailCommand {
+    /// Queues a test message and tries to deliver it now (checks `[mail]`).
+    Test {
+        #[arg(long)]
+        to: String,
+    },
+    /// Messages not delivered yet, with their attempts and last error.
+    Queue,
 }
 
 #[derive(Subcommand)]

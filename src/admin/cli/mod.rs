@@ -3,6 +3,7 @@
 
 mod args;
 mod audit;
+mod mail;
 mod role;
 mod seats;
 mod session;
@@ -85,6 +86,7 @@ async fn execute(base: &Base, cmd: AdminCommand) -> Result<Out, OpError> {
         AdminCommand::Session(c) => session::execute(&ops, c).await,
         AdminCommand::Seats(c) => seats::execute(&ops, c).await,
         AdminCommand::Audit(a) => audit::execute(&ops, a).await,
+        AdminCommand::Mail(c) => mail::execute(&ops, c).await,
     }
 }
 

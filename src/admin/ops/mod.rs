@@ -5,6 +5,7 @@
 //! hashing and revocation publisher — so the CLI opens nothing more (a server's `Core`
 //! derefs to its `Base`).
 
+mod mail;
 mod roles;
 mod seats;
 mod sessions;
@@ -12,6 +13,7 @@ mod tokens;
 mod trail;
 mod users;
 
+pub use mail::MailTest;
 pub use seats::SeatDay;
 pub use sessions::SessionSummary;
 pub use trail::AuditTrail;
