@@ -61,8 +61,11 @@ pub struct AdminArgs {
 fn init_logging(config: &Config) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("GATEHOUSE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log.level));
+    // Colour only for a person at a terminal: escape codes in a log file or a pipe would make
+    // lines such as the setup link hard to copy.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .with_writer(std::io::stdout);
     match config.log.format {
         crate::config::LogFormat::Json => builder.json().flatten_event(true).init(),

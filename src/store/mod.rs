@@ -46,6 +46,10 @@ pub enum StoreError {
     Db(#[from] sqlx::Error),
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The database cannot be opened or reached; the message names where and why (never the
+    /// URL's password).
+    #[error("{0}")]
+    Connect(String),
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -96,20 +100,16 @@ static MIGRATE_SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqli
 static MIGRATE_POSTGRES: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 
 impl Store {
-    /// Connects (creating the SQLite file and its folder when needed). The URL is a secret (it
-    /// may hold a password): it never appears in the error.
+    /// Connects (creating the SQLite file and its folder when needed, readable by the owner
+    /// only: the database holds password hashes and sealed secrets). The URL is a secret (it
+    /// may hold a password): it never appears in an error, which names the host and the cause.
     pub async fn connect(url: &str, max_connections: u32) -> Result<Store> {
         sqlx::any::install_default_drivers();
         let (url, backend) = if let Some(rest) = url.strip_prefix("sqlite:") {
             let path = rest.trim_start_matches("//");
             let file = path.split('?').next().unwrap_or("");
-            let dir = std::path::Path::new(file).parent();
-            if let Some(dir) = dir.filter(|d| !d.as_os_str().is_empty() && file != ":memory:") {
-                std::fs::create_dir_all(dir).map_err(|e| {
-                    StoreError::Db(sqlx::Error::Configuration(
-                        format!("cannot create the database folder: {}", e.kind()).into(),
-                    ))
-                })?;
+            if file != ":memory:" && !file.is_empty() {
+                private_sqlite_file(std::path::Path::new(file))?;
             }
             let sep = if path.contains('?') { '&' } else { '?' };
             let mut u = format!("sqlite://{path}");
@@ -119,6 +119,27 @@ impl Store {
             }
             (u, Backend::Sqlite)
         } else {
+            // One connection first, so that a failure says why (refused, unknown host,
+            // authentication) instead of the pool's eventual "timed out".
+            let r = tokio::time::timeout(
+                Duration::from_secs(10),
+                <sqlx::AnyConnection as sqlx::Connection>::connect(url),
+            )
+            .await;
+            let cause = match r {
+                Ok(Ok(conn)) => {
+                    let _ = sqlx::Connection::close(conn).await;
+                    None
+                }
+                Ok(Err(e)) => Some(redact_connect_error(&e)),
+                Err(_) => Some("no answer within 10 s".to_string()),
+            };
+            if let Some(cause) = cause {
+                return Err(StoreError::Connect(format!(
+                    "cannot connect to the database at {} ({cause})",
+                    server_of(url)
+                )));
+            }
             (url.to_string(), Backend::Postgres)
         };
         let mut options = AnyPoolOptions::new()
@@ -142,13 +163,10 @@ impl Store {
             });
         }
         let pool = options.connect(&url).await.map_err(|e| {
-            // sqlx's connection errors can echo the URL: keep only the kind.
-            StoreError::Db(sqlx::Error::Configuration(
-                format!(
-                    "cannot connect to the database ({})",
-                    redact_connect_error(&e)
-                )
-                .into(),
+            // sqlx's connection errors can echo the URL: keep only the cause.
+            StoreError::Connect(format!(
+                "cannot connect to the database ({})",
+                redact_connect_error(&e)
             ))
         })?;
         Ok(Store { pool, backend })
@@ -176,11 +194,73 @@ impl Store {
     }
 }
 
+/// Creates the SQLite file's folder (0700) and the file itself (0600) when they do not exist;
+/// SQLite gives its `-wal` and `-shm` files the database file's mode. An existing file readable
+/// by others is left as it is, with a warning.
+fn private_sqlite_file(file: &std::path::Path) -> Result<()> {
+    let fail = |what: &str, e: std::io::Error| {
+        StoreError::Connect(format!(
+            "cannot create the database {what} {}: {}",
+            file.display(),
+            e.kind()
+        ))
+    };
+    if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty())
+        && !dir.exists()
+    {
+        let mut b = std::fs::DirBuilder::new();
+        b.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+        b.create(dir).map_err(|e| fail("folder for", e))?;
+    }
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    match opts.open(file) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            #[cfg(unix)]
+            if let Ok(m) = std::fs::metadata(file) {
+                let mode = std::os::unix::fs::PermissionsExt::mode(&m.permissions());
+                if mode & 0o077 != 0 {
+                    tracing::warn!(path = %file.display(), mode = format!("{:o}", mode & 0o777), "the database file is readable by other users; it holds password hashes: chmod 600 it (and its -wal and -shm files)");
+                }
+            }
+            Ok(())
+        }
+        Err(e) => Err(fail("file", e)),
+    }
+}
+
+/// `host:port` of a database URL, never its user or password.
+fn server_of(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(u) => format!(
+            "{}:{}",
+            u.host_str().unwrap_or("localhost"),
+            u.port().unwrap_or(5432)
+        ),
+        Err(_) => "the configured URL (unreadable)".into(),
+    }
+}
+
 fn redact_connect_error(e: &sqlx::Error) -> String {
     match e {
-        sqlx::Error::Io(io) => format!("network or file error: {}", io.kind()),
+        sqlx::Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
+            "connection refused: is the server running and listening there?".into()
+        }
+        // Name resolution failures come as I/O errors whose text is the resolver's.
+        sqlx::Error::Io(io) if io.to_string().contains("lookup") => {
+            format!("unknown host: {io}")
+        }
+        sqlx::Error::Io(io) => format!("network error: {io}"),
         sqlx::Error::Tls(_) => "TLS error".into(),
         // The server's own message ("database \"x\" does not exist") holds no credential.
+        sqlx::Error::Database(d) if matches!(d.code().as_deref(), Some("28P01" | "28000")) => {
+            format!("authentication failed: {}", d.message())
+        }
         sqlx::Error::Database(d) => d.message().to_string(),
         sqlx::Error::PoolTimedOut => "timed out".into(),
         sqlx::Error::Configuration(_) => "invalid database URL".into(),

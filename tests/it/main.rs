@@ -12,6 +12,7 @@ mod attack_proxy;
 mod attack_signin;
 mod cli;
 mod config;
+mod first_hour;
 mod forward_auth;
 mod h1;
 mod listen;

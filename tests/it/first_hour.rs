@@ -1,0 +1,129 @@
+//! What a new operator meets first: private database files, plain logs when not at a
+//! terminal, database errors that say where and why.
+
+use crate::harness::*;
+use std::process::Command;
+
+fn migrate(dir: &TempDir, url: &str) -> (bool, String) {
+    std::fs::write(
+        dir.path("g.toml"),
+        format!("[database]\nurl = \"{url}\"\n[secrets]\nmaster_key_env = \"K\"\n"),
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["--config", "g.toml", "migrate"])
+        .current_dir(&dir.0)
+        .env("K", MASTER_KEY)
+        .env_remove("GATEHOUSE_LOG")
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+#[cfg(unix)]
+#[test]
+fn a_new_sqlite_database_and_its_folder_are_readable_by_the_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = TempDir::new();
+    let (ok, out) = migrate(&dir, "sqlite://data/gatehouse.db");
+    assert!(ok, "{out}");
+    let mode = |name: &str| {
+        std::fs::metadata(dir.path(name))
+            .unwrap_or_else(|e| panic!("{name}: {e}"))
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    assert_eq!(mode("data"), 0o700);
+    assert_eq!(mode("data/gatehouse.db"), 0o600);
+    for extra in ["data/gatehouse.db-wal", "data/gatehouse.db-shm"] {
+        if dir.path(extra).exists() {
+            assert_eq!(mode(extra), 0o600, "{extra}");
+        }
+    }
+}
+
+#[test]
+fn database_errors_name_the_host_and_the_cause_never_the_password() {
+    let dir = TempDir::new();
+    let closed = free_port();
+    let (ok, out) = migrate(
+        &dir,
+        &format!("postgres://gate:s3cr3t-pw@127.0.0.1:{closed}/gatehouse"),
+    );
+    assert!(!ok);
+    assert!(
+        out.contains(&format!(
+            "cannot connect to the database at 127.0.0.1:{closed}"
+        )) && out.contains("connection refused"),
+        "{out}"
+    );
+    assert!(!out.contains("s3cr3t-pw"), "{out}");
+    assert!(!out.contains("timed out"), "{out}");
+
+    let started = std::time::Instant::now();
+    let (ok, out) = migrate(
+        &dir,
+        "postgres://gate:s3cr3t-pw@no-such-host.invalid:5432/gatehouse",
+    );
+    assert!(!ok);
+    assert!(
+        out.contains("no-such-host.invalid:5432") && out.contains("unknown host"),
+        "{out}"
+    );
+    assert!(!out.contains("s3cr3t-pw"), "{out}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(9),
+        "answered at once"
+    );
+}
+
+#[test]
+fn logs_carry_no_colour_codes_when_not_written_to_a_terminal() {
+    use std::io::BufRead;
+    let dir = TempDir::new();
+    let port = free_port();
+    std::fs::write(
+        dir.path("g.toml"),
+        format!(
+            "[server]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"http://127.0.0.1:{port}\"\n\
+             [database]\nurl = \"sqlite://data/g.db\"\n[secrets]\nmaster_key_env = \"K\"\n\
+             [log]\nformat = \"text\"\n"
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(BIN)
+        .args(["--config", "g.toml", "serve"])
+        .current_dir(&dir.0)
+        .env("K", MASTER_KEY)
+        .env_remove("GATEHOUSE_LOG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = Vec::new();
+    for line in std::io::BufReader::new(child.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        let done = line.contains("gatehouse listening");
+        lines.push(line);
+        if done {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let logs = lines.join("\n");
+    assert!(
+        logs.contains("/setup?token="),
+        "the setup link is logged: {logs}"
+    );
+    assert!(logs.contains("gatehouse listening"), "{logs}");
+    assert!(!logs.contains('\u{1b}'), "escape codes in: {logs:?}");
+}
