@@ -117,7 +117,7 @@ impl Store {
     /// detection).
     pub async fn count_admins(&self) -> Result<i64> {
         let (n,): (i64,) = sqlx::query_as(
-            "SELECT COUNT(*) FROM user_grants g JOIN users u ON u.id = g.user_id \
+            "SELECT COUNT(DISTINCT u.id) FROM user_grants g JOIN users u ON u.id = g.user_id \
              WHERE g.role = 'admin' AND g.app = '*' AND u.status = 'active'",
         )
         .fetch_one(&self.pool)

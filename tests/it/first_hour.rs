@@ -127,3 +127,48 @@ fn logs_carry_no_colour_codes_when_not_written_to_a_terminal() {
     assert!(logs.contains("gatehouse listening"), "{logs}");
     assert!(!logs.contains('\u{1b}'), "escape codes in: {logs:?}");
 }
+
+#[test]
+fn the_last_full_access_administrator_cannot_be_removed() {
+    let server = Server::start_with(Options {
+        sections: crm_app("http://127.0.0.1:9", "1s"),
+        ..Default::default()
+    });
+    server.create_user("root@example.com", GOOD_PASSWORD, &["admin"]);
+    let refused = |args: &[&str]| {
+        let out = server.admin(args);
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(!out.status.success(), "{args:?} succeeded");
+        assert!(
+            err.contains("root@example.com is the last full access administrator"),
+            "{args:?}: {err}"
+        );
+    };
+    refused(&["user", "delete", "--email", "root@example.com"]);
+    refused(&["user", "block", "--email", "root@example.com"]);
+    refused(&["user", "anonymize", "--email", "root@example.com"]);
+    refused(&["revoke", "--user", "root@example.com", "--role", "admin"]);
+    let shown = server.admin_ok(&["--json", "user", "show", "--email", "root@example.com"]);
+    assert!(shown.contains("\"active\""), "nothing changed: {shown}");
+
+    // An administrator of one app only is no full access administrator.
+    server.create_user("crm-admin@example.com", GOOD_PASSWORD, &[]);
+    server.admin_ok(&[
+        "grant",
+        "--user",
+        "crm-admin@example.com",
+        "--role",
+        "admin",
+        "--app",
+        "crm",
+    ]);
+    refused(&["user", "delete", "--email", "root@example.com"]);
+
+    // With a second one, the first may go.
+    server.create_user("second@example.com", GOOD_PASSWORD, &["admin"]);
+    server.admin_ok(&["user", "block", "--email", "root@example.com"]);
+    let out = server.admin(&["user", "delete", "--email", "second@example.com"]);
+    assert!(!out.status.success(), "the blocked one does not count");
+    server.admin_ok(&["user", "unblock", "--email", "root@example.com"]);
+    server.admin_ok(&["user", "delete", "--email", "second@example.com"]);
+}

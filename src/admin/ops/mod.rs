@@ -116,6 +116,26 @@ impl Ops<'_> {
         }
     }
 
+    /// Refuses to take away the last full access administrator (who could then be replaced
+    /// only by hand in the database): `doing` says what was asked, for the message.
+    async fn keep_a_full_admin(&self, user: &UserRow, doing: &str) -> OpResult<()> {
+        if !UserStatus::is_active(&user.status) {
+            return Ok(());
+        }
+        let grants = self.base.store.grants_of(&user.id).await?;
+        if directory::is_full_admin(directory::Grants::of_user(&grants))
+            && self.base.store.count_admins().await? <= 1
+        {
+            return Err(OpError::Conflict(format!(
+                "{} is the last full access administrator and cannot be {doing}: first grant \
+                 another person the admin role for every app (gatehouse admin grant --user E \
+                 --role admin)",
+                user.email
+            )));
+        }
+        Ok(())
+    }
+
     async fn role_exists(&self, role: &str) -> OpResult<()> {
         match self.base.store.role(role).await? {
             Some(_) => Ok(()),

@@ -43,6 +43,10 @@ impl Ops<'_> {
     ) -> OpResult<bool> {
         let user = self.user(email).await?;
         self.role_exists(role).await?;
+        if !grant && role == directory::ADMIN_ROLE && app == "*" {
+            self.keep_a_full_admin(&user, "stripped of the admin role")
+                .await?;
+        }
         let now = store::now();
         let changed = if grant {
             self.base.store.grant(&user.id, role, app, now).await?

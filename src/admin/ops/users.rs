@@ -79,6 +79,9 @@ impl Ops<'_> {
         status: UserStatus,
     ) -> OpResult<(UserRow, Revoked)> {
         let user = self.user(email).await?;
+        if status != UserStatus::Active {
+            self.keep_a_full_admin(&user, status.as_str()).await?;
+        }
         self.base
             .store
             .set_user_status(&user.id, status.as_str(), store::now())
@@ -158,6 +161,7 @@ impl Ops<'_> {
 
     pub async fn anonymize(&self, email: &str) -> OpResult<(String, Revoked)> {
         let user = self.user(email).await?;
+        self.keep_a_full_admin(&user, "anonymized").await?;
         let revoked = self.end_sessions(&user, "anonymized").await?;
         let pseudonym = format!("anonymized-{}@invalid", &crypto_suffix(&user.id));
         self.audit(
@@ -176,6 +180,7 @@ impl Ops<'_> {
 
     pub async fn delete(&self, email: &str) -> OpResult<Revoked> {
         let user = self.user(email).await?;
+        self.keep_a_full_admin(&user, "deleted").await?;
         let revoked = self.end_sessions(&user, "deleted").await?;
         self.base.store.delete_user(&user.id).await?;
         self.audit(
