@@ -235,7 +235,7 @@ pub fn read_app(s: &Section) -> AppConfig {
     let connect_timeout = s.duration("connect_timeout", "5s");
     let timeout = s.duration("timeout", "60s");
     let mut rules = Vec::new();
-    for r in s.array_of_tables("rule") {
+    for r in s.array_of_tables("rule", "path") {
         let path = r.string("path", "");
         if !path.starts_with('/') {
             r.problem(
@@ -280,18 +280,24 @@ pub fn prefix_matches(prefix: &str, path: &str) -> bool {
 /// gateway's own paths on the public host.
 pub fn validate_routes(apps: &[AppConfig], public_host: &str, problem: &dyn Fn(&str, String)) {
     for (i, a) in apps.iter().enumerate() {
+        // Named as the reader names them: by id, else by place from 1.
+        let name = if a.id.is_empty() {
+            (i + 1).to_string()
+        } else {
+            a.id.clone()
+        };
         for b in &apps[..i] {
             if a.host == b.host
                 && a.path_prefix.trim_end_matches('/') == b.path_prefix.trim_end_matches('/')
             {
                 problem(
-                    &format!("app[{i}].path_prefix"),
+                    &format!("app[{name}].path_prefix"),
                     format!("overlaps app {:?} (same host and prefix)", b.id),
                 );
             }
             if a.id == b.id {
                 problem(
-                    &format!("app[{i}].id"),
+                    &format!("app[{name}].id"),
                     format!("duplicate app id {:?}", a.id),
                 );
             }
@@ -303,7 +309,7 @@ pub fn validate_routes(apps: &[AppConfig], public_host: &str, problem: &dyn Fn(&
                 });
             if clash {
                 problem(
-                    &format!("app[{i}].path_prefix"),
+                    &format!("app[{name}].path_prefix"),
                     "on the public host an app may not cover the gateway's paths (/, /login, /.gatehouse/, …): give it its own prefix or host".into(),
                 );
             }

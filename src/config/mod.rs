@@ -130,12 +130,18 @@ impl ConfigError {
 impl Config {
     /// Reads, overrides from the environment, and validates. Every problem is reported at once.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        Self::load_with(path, false)
+    }
+
+    /// `offline`: `check-config --no-secrets`, which checks everything but the secrets'
+    /// values (their files and variables are not read, so CI can check a config without them).
+    pub fn load_with(path: &Path, offline: bool) -> Result<Config, ConfigError> {
         let file = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Unreadable {
             file: file.clone(),
             reason: e.kind().to_string(),
         })?;
-        Self::from_toml(&text, path, std::env::vars())
+        Self::from_toml_with(&text, path, std::env::vars(), offline)
     }
 
     pub fn from_toml(
@@ -143,23 +149,26 @@ impl Config {
         path: &Path,
         env: impl Iterator<Item = (String, String)>,
     ) -> Result<Config, ConfigError> {
+        Self::from_toml_with(text, path, env, false)
+    }
+
+    fn from_toml_with(
+        text: &str,
+        path: &Path,
+        env: impl Iterator<Item = (String, String)>,
+        offline: bool,
+    ) -> Result<Config, ConfigError> {
         let file = path.display().to_string();
         let mut table: toml::Table = toml::from_str(text).map_err(|e| ConfigError::Syntax {
             file: file.clone(),
-            // toml's message quotes the offending line, which may hold a secret: keep only
-            // the first line (the position and kind of error).
-            reason: e
-                .message()
-                .lines()
-                .next()
-                .unwrap_or("syntax error")
-                .to_string()
-                + &e.span()
-                    .map(|s| format!(" (at byte {})", s.start))
-                    .unwrap_or_default(),
+            reason: syntax_reason(text, &e),
         })?;
-        let problems = Problems::default();
-        apply_env_overrides(&mut table, env, &problems);
+        let mut early = Vec::new();
+        let overrides = apply_env_overrides(&mut table, env, &mut early);
+        let problems = Problems::new(overrides, offline);
+        for (name, message) in early {
+            problems.push(&name, message);
+        }
         let root = Section::new("", Some(&table), &problems);
         let config = read(&root, path);
         root.finish();
@@ -192,14 +201,49 @@ impl Config {
     }
 }
 
+/// Where a TOML syntax error is: line and column, and the line itself — with the value cut
+/// off when it looks like a secret (a key, a token, a password, credentials in a URL), since
+/// the line may be exactly the secret mistyped.
+fn syntax_reason(text: &str, e: &toml::de::Error) -> String {
+    let what = e
+        .message()
+        .lines()
+        .next()
+        .unwrap_or("syntax error")
+        .to_string();
+    let Some(span) = e.span() else {
+        return what;
+    };
+    let at = span.start.min(text.len());
+    let line_no = text[..at].matches('\n').count() + 1;
+    let line_start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+    let column = text[line_start..at].chars().count() + 1;
+    let line = text[line_start..].lines().next().unwrap_or("");
+    let shown = match line.split_once('=') {
+        Some((key, value))
+            if value.contains('@')
+                || ["secret", "password", "key", "token"]
+                    .iter()
+                    .any(|w| key.to_ascii_lowercase().contains(w)) =>
+        {
+            format!("{key}= …")
+        }
+        _ => line.to_string(),
+    };
+    format!("line {line_no}, column {column}: {what}\n    {line_no} | {shown}")
+}
+
 /// `GATEHOUSE_LOCKOUT__MAX_FAILURES=3` sets `[lockout] max_failures = 3`. Values are read as TOML
-/// (numbers, booleans, arrays) and fall back to a plain string. Variables without `__` (such as
-/// `GATEHOUSE_MASTER_KEY`) are not overrides.
+/// (numbers, booleans, arrays) and fall back to a plain string; a list may also be given
+/// comma-separated (`GATEHOUSE_SERVER__TRUSTED_PROXIES=10.0.0.0/8,192.168.0.0/16`). Variables
+/// without `__` (such as `GATEHOUSE_MASTER_KEY`) are not overrides. Returns which variable set
+/// which key, so that a problem with the value names the variable.
 fn apply_env_overrides(
     table: &mut toml::Table,
     env: impl Iterator<Item = (String, String)>,
-    problems: &Problems,
-) {
+    problems: &mut Vec<(String, String)>,
+) -> std::collections::BTreeMap<String, String> {
+    let mut set = std::collections::BTreeMap::new();
     for (name, value) in env {
         let Some(rest) = name.strip_prefix("GATEHOUSE_") else {
             continue;
@@ -220,11 +264,13 @@ fn apply_env_overrides(
             .or_insert_with(|| toml::Value::Table(toml::Table::new()))
         {
             toml::Value::Table(t) => {
+                set.insert(format!("{section}.{key}"), name.clone());
                 t.insert(key, parsed);
             }
-            _ => problems.push(&name, format!("[{section}] is not a table")),
+            _ => problems.push((name, format!("[{section}] is not a table"))),
         }
     }
+    set
 }
 
 fn read(root: &Section, path: &Path) -> Config {
@@ -277,7 +323,7 @@ fn read(root: &Section, path: &Path) -> Config {
         LogConfig { format, level }
     };
     let mut roles = Vec::new();
-    for s in root.array_of_tables("role") {
+    for s in root.array_of_tables("role", "name") {
         let name = s.string("name", "");
         if !valid_name(&name) {
             s.problem("name", "required: 1-64 of a-z, 0-9, '-', '_'");
@@ -294,7 +340,7 @@ fn read(root: &Section, path: &Path) -> Config {
         s.finish();
     }
     let apps: Vec<app::AppConfig> = root
-        .array_of_tables("app")
+        .array_of_tables("app", "id")
         .iter()
         .map(|s| {
             let a = app::read_app(s);

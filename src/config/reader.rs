@@ -4,26 +4,74 @@
 
 use super::secret::Secret;
 use std::cell::RefCell;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 use toml::{Table, Value};
 
-/// Collected problems, shared by every section of one file.
+/// Collected problems, shared by every section of one file; also what the reading needs to
+/// know about the whole file: which keys environment variables set (a problem with one names
+/// the variable, and a list may be given there comma-separated), and whether secrets' values
+/// are to be left unread (`check-config --no-secrets`).
 #[derive(Default)]
-pub struct Problems(RefCell<Vec<String>>);
+pub struct Problems {
+    list: RefCell<Vec<String>>,
+    /// The keys a problem was reported for.
+    keys: RefCell<BTreeSet<String>>,
+    /// `section.key` → the `GATEHOUSE_…` variable that set it.
+    overrides: BTreeMap<String, String>,
+    offline: bool,
+}
 
 impl Problems {
+    pub fn new(overrides: BTreeMap<String, String>, offline: bool) -> Problems {
+        Problems {
+            overrides,
+            offline,
+            ..Default::default()
+        }
+    }
+
     pub fn push(&self, key: &str, message: impl AsRef<str>) {
-        self.0
+        self.keys.borrow_mut().insert(key.to_string());
+        // The key itself, or an entry or member of it (`server.trusted_proxies[1]`).
+        let origin = self
+            .overrides
+            .iter()
+            .find(|(k, _)| {
+                key.strip_prefix(k.as_str())
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with(['[', '.']))
+            })
+            .map(|(_, var)| format!(" (set by the environment variable {var})"))
+            .unwrap_or_default();
+        self.list
             .borrow_mut()
-            .push(format!("{key}: {}", message.as_ref()));
+            .push(format!("{key}{origin}: {}", message.as_ref()));
+    }
+    /// Whether a problem was already reported for `key`.
+    pub fn reported(&self, key: &str) -> bool {
+        self.keys.borrow().contains(key)
     }
     pub fn into_vec(self) -> Vec<String> {
-        self.0.into_inner()
+        self.list.into_inner()
     }
     pub fn is_empty(&self) -> bool {
-        self.0.borrow().is_empty()
+        self.list.borrow().is_empty()
     }
+}
+
+/// Edit distance, for "did you mean".
+fn distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != *cb);
+            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
 }
 
 pub struct Section<'a> {
@@ -65,6 +113,19 @@ impl<'a> Section<'a> {
 
     pub fn problem(&self, k: &str, message: impl AsRef<str>) {
         self.problems.push(&self.key(k), message);
+    }
+
+    /// Whether a problem was already reported for `k` or for how it is given (`k_file`,
+    /// `k_env`): one problem, one line.
+    pub fn reported(&self, k: &str) -> bool {
+        [k.to_string(), format!("{k}_file"), format!("{k}_env")]
+            .iter()
+            .any(|k| self.problems.reported(&self.key(k)))
+    }
+
+    /// `check-config --no-secrets`: secrets' values (files, variables) are not read.
+    pub fn offline(&self) -> bool {
+        self.problems.offline
     }
 
     pub fn raw(&self, k: &str) -> Option<&'a Value> {
@@ -126,6 +187,13 @@ impl<'a> Section<'a> {
     pub fn strings(&self, k: &str) -> Vec<String> {
         match self.raw(k) {
             None => Vec::new(),
+            // From an environment variable, a list may be written comma-separated.
+            Some(Value::String(text)) if self.problems.overrides.contains_key(&self.key(k)) => text
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect(),
             Some(Value::Array(items)) => {
                 let mut out = Vec::new();
                 for (i, item) in items.iter().enumerate() {
@@ -169,8 +237,9 @@ impl<'a> Section<'a> {
         Section::new(self.key(k), table, self.problems)
     }
 
-    /// Arrays of tables, like `[[role]]`.
-    pub fn array_of_tables(&self, k: &str) -> Vec<Section<'a>> {
+    /// Arrays of tables, like `[[role]]`. Each is named in messages by its `label` key when
+    /// it has one (`app[crm].upstream`), else by its place (`app[2]`, from 1).
+    pub fn array_of_tables(&self, k: &str, label: &str) -> Vec<Section<'a>> {
         match self.raw(k) {
             None => Vec::new(),
             Some(Value::Array(items)) => items
@@ -178,7 +247,17 @@ impl<'a> Section<'a> {
                 .enumerate()
                 .filter_map(|(i, item)| match item {
                     Value::Table(t) => Some(Section::new(
-                        format!("{}[{i}]", self.key(k)),
+                        match t.get(label) {
+                            Some(Value::String(l))
+                                if !l.is_empty()
+                                    && l.chars().all(|c| {
+                                        c.is_ascii_alphanumeric() || "-_.:/*".contains(c)
+                                    }) =>
+                            {
+                                format!("{}[{l}]", self.key(k))
+                            }
+                            _ => format!("{}[{}]", self.key(k), i + 1),
+                        },
                         Some(t),
                         self.problems,
                     )),
@@ -214,6 +293,10 @@ impl<'a> Section<'a> {
         if let Some(v) = inline {
             return Some(Secret::new(v));
         }
+        if self.offline() {
+            // The value is not read: the key only says where it would come from.
+            return None;
+        }
         if let Some(path) = file {
             return match std::fs::read_to_string(&path) {
                 Ok(s) => Some(Secret::new(s.trim_end_matches(['\r', '\n']).to_string())),
@@ -241,13 +324,23 @@ impl<'a> Section<'a> {
         None
     }
 
-    /// Reports every key of this table that no accessor asked for.
+    /// Reports every key of this table that no accessor asked for, with the known key it
+    /// most resembles.
     pub fn finish(&self) {
         if let Some(t) = self.table {
             let used = self.used.borrow();
             for k in t.keys() {
                 if !used.contains(k) {
-                    self.problems.push(&self.key(k), "unknown key");
+                    let near = used
+                        .iter()
+                        .map(|u| (distance(k, u), u))
+                        .filter(|(d, u)| *d <= 2.max(u.len() / 4) && *d < u.len())
+                        .min();
+                    let message = match near {
+                        Some((_, u)) => format!("unknown key (did you mean `{u}`?)"),
+                        None => "unknown key".to_string(),
+                    };
+                    self.problems.push(&self.key(k), message);
                 }
             }
         }

@@ -167,12 +167,12 @@ path = "admin/*"
     );
     assert!(!ok, "{out}");
     assert!(
-        out.contains("app[1].path_prefix: overlaps app \"crm\""),
+        out.contains("app[crm2].path_prefix: overlaps app \"crm\""),
         "{out}"
     );
     assert!(out.contains("/.gatehouse/ is reserved"), "{out}");
     assert!(
-        out.contains("app[3].path_prefix: on the public host"),
+        out.contains("app[grabber].path_prefix: on the public host"),
         "{out}"
     );
     for key in [
@@ -180,10 +180,162 @@ path = "admin/*"
         "allow_roles",
         "headers",
         "seat_overflow",
-        "rule[0].path",
+        "app[bad].rule[admin/*].path",
     ] {
         assert!(out.contains(key), "{key} not reported: {out}");
     }
     // Each problem names its key: the first, valid app is not blamed.
-    assert!(!out.contains("app[0]"), "{out}");
+    assert!(!out.contains("app[crm]."), "{out}");
+}
+
+fn check_with(config: &str, env: &[(&str, &str)], args: &[&str]) -> (bool, String) {
+    let dir = TempDir::new();
+    let path = dir.path("g.toml");
+    std::fs::write(&path, config).unwrap();
+    let out = Command::new(BIN)
+        .arg("--config")
+        .arg(&path)
+        .arg("check-config")
+        .args(args)
+        .env_remove("GATEHOUSE_MASTER_KEY")
+        .envs(env.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+const KEYED: &str = "[secrets]\nmaster_key_env = \"SOME_KEY\"\n";
+
+#[test]
+fn a_bad_override_names_the_variable_and_lists_may_be_comma_separated() {
+    let (ok, out) = check_with(
+        KEYED,
+        &[
+            ("SOME_KEY", MASTER_KEY),
+            ("GATEHOUSE_LOCKOUT__MAX_FAILURES", "five"),
+        ],
+        &[],
+    );
+    assert!(!ok);
+    assert!(
+        out.contains(
+            "lockout.max_failures (set by the environment variable GATEHOUSE_LOCKOUT__MAX_FAILURES): expected an integer, found a string"
+        ),
+        "{out}"
+    );
+    let (ok, out) = check_with(
+        KEYED,
+        &[
+            ("SOME_KEY", MASTER_KEY),
+            (
+                "GATEHOUSE_SERVER__TRUSTED_PROXIES",
+                "10.0.0.0/8, 192.168.0.0/16",
+            ),
+        ],
+        &[],
+    );
+    assert!(ok, "a comma-separated list is a list: {out}");
+    let (ok, out) = check_with(
+        KEYED,
+        &[
+            ("SOME_KEY", MASTER_KEY),
+            ("GATEHOUSE_SERVER__TRUSTED_PROXIES", "10.0.0.0/8,nonsense"),
+        ],
+        &[],
+    );
+    assert!(!ok);
+    assert!(
+        out.contains("(set by the environment variable GATEHOUSE_SERVER__TRUSTED_PROXIES)"),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_syntax_error_gives_line_column_and_the_line_but_never_a_secret() {
+    let (ok, out) = check_with(
+        "[server]\nlisten = \"127.0.0.1:8080\"\npublic_url = http://x\n",
+        &[],
+        &[],
+    );
+    assert!(!ok);
+    assert!(out.contains("line 3, column 14:"), "{out}");
+    assert!(out.contains("    3 | public_url = http://x"), "{out}");
+    assert!(!out.contains("byte"), "{out}");
+    let (ok, out) = check_with("[database]\nurl = postgres://u:hunter2@db/x\n", &[], &[]);
+    assert!(!ok);
+    assert!(out.contains("line 2, column 7:"), "{out}");
+    assert!(out.contains("    2 | url = …"), "{out}");
+    assert!(!out.contains("hunter2"), "{out}");
+}
+
+#[test]
+fn a_missing_secret_variable_is_one_problem_on_one_line() {
+    let (ok, out) = check_with(KEYED, &[], &[]);
+    assert!(!ok);
+    let lines: Vec<&str> = out.lines().filter(|l| l.contains("master_key")).collect();
+    assert_eq!(
+        lines,
+        ["  - secrets.master_key_env: environment variable SOME_KEY is not set"],
+        "{out}"
+    );
+}
+
+#[test]
+fn unknown_keys_get_a_suggestion_and_apps_are_named_by_id() {
+    let (ok, out) = check_with(
+        &format!(
+            "{KEYED}[server]\nlisen = \"127.0.0.1:1\"\npublik_url = \"http://x\"\nzzz = 1\n\n\
+             [[app]]\nid = \"crm\"\nhost = \"crm.example.com\"\nupstream = \"ftp://x\"\nallow_roles = [\"*\"]\n"
+        ),
+        &[("SOME_KEY", MASTER_KEY)],
+        &[],
+    );
+    assert!(!ok);
+    assert!(
+        out.contains("server.lisen: unknown key (did you mean `listen`?)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("server.publik_url: unknown key (did you mean `public_url`?)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("server.zzz: unknown key\n") || out.ends_with("server.zzz: unknown key"),
+        "{out}"
+    );
+    assert!(out.contains("app[crm].upstream:"), "{out}");
+}
+
+#[test]
+fn no_secrets_checks_everything_but_the_secrets_values() {
+    let config = "[secrets]\nmaster_key_env = \"UNSET_IN_CI\"\n\n[database]\nurl_env = \"DB_URL_UNSET\"\n\n\
+                  [mail]\nsmtp_url_file = \"/nonexistent/smtp-url\"\n";
+    let (ok, out) = check_with(config, &[], &[]);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("UNSET_IN_CI") && out.contains("DB_URL_UNSET"),
+        "{out}"
+    );
+    let (ok, out) = check_with(config, &[], &["--no-secrets"]);
+    assert!(ok, "{out}");
+    assert!(out.contains("secrets' values not checked"), "{out}");
+    // Everything else is still checked.
+    let (ok, out) = check_with(
+        &format!("{config}\n[lockout]\nwindow = \"soon\"\n"),
+        &[],
+        &["--no-secrets"],
+    );
+    assert!(!ok);
+    assert!(out.contains("lockout.window"), "{out}");
+    // And a source must still be given.
+    let (ok, out) = check_with("[server]\n", &[], &["--no-secrets"]);
+    assert!(!ok);
+    assert!(out.contains("secrets.master_key: required"), "{out}");
 }
