@@ -54,7 +54,8 @@ pub(super) fn read_secrets(s: &Section) -> SecretsConfig {
                 // Said once: a variable that is not set, or a file that cannot be read, was
                 // reported already; offline, a source given is all that is checked.
                 let given = s.table_has("master_key_env") || s.table_has("master_key_file");
-                if !s.reported("master_key") && !(s.offline() && given) {
+                let said_or_offline = s.reported("master_key") || (s.offline() && given);
+                if !said_or_offline {
                     s.problem(
                         "master_key",
                         "required: set master_key_env (e.g. \"GATEHOUSE_MASTER_KEY\") or master_key_file",
