@@ -4,7 +4,6 @@
 //! token's signature and claims, RFC 9207 `iss`, refresh tokens, and signing-key rotation.
 //! Gatehouse's upstream sign-in tests stand on these properties.
 
-use crate::harness::TempDir;
 use crate::peers::oidc::*;
 use serde_json::Value;
 
@@ -440,16 +439,15 @@ fn a_missing_or_old_node_fails_saying_what_to_install() {
         "{err}"
     );
 
-    let dir = TempDir::new();
-    let old = dir.path("node");
-    std::fs::write(&old, "#!/bin/sh\necho v18.19.0\n").unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let err = check_node(old.to_str().unwrap()).unwrap_err();
+    let err = node_new_enough("node", "v18.19.0").unwrap_err();
     assert!(
-        err.contains("v18.19.0") && err.contains("install Node.js 20"),
+        err.contains("`node` is v18.19.0") && err.contains("install Node.js 20"),
         "{err}"
     );
+    let err = node_new_enough("node", "not a version").unwrap_err();
+    assert!(err.contains("\"not a version\""), "{err}");
+    node_new_enough("node", "v20.0.0").unwrap();
+    node_new_enough("node", "v22.12.1").unwrap();
 
     check_node("node").expect("this machine's Node.js");
 }

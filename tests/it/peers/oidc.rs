@@ -85,7 +85,11 @@ fn tool_version(program: &str) -> Result<String, String> {
 
 /// Node.js at `program`, at least version [`NODE_MAJOR_MIN`].
 pub fn check_node(program: &str) -> Result<(), String> {
-    let version = tool_version(program)?;
+    node_new_enough(program, &tool_version(program)?)
+}
+
+/// `version` (what `program --version` printed) is Node.js [`NODE_MAJOR_MIN`] or later.
+pub fn node_new_enough(program: &str, version: &str) -> Result<(), String> {
     let major = version
         .trim_start_matches('v')
         .split('.')
@@ -501,6 +505,8 @@ impl PeerBrowser {
 
     /// Opens `authorization_url` (at the provider), signs in as `login`, allows access, and
     /// returns the redirect to the client (which may carry an `error` the provider chose).
+    /// A browser that signed in before has a session at the provider, which then asks for
+    /// nothing and answers as that account: take a fresh [`OidcPeer::browser`] for another one.
     pub async fn sign_in(&mut self, authorization_url: &str, login: &str) -> AuthResponse {
         self.drive(authorization_url, Choice::SignInAs(login))
             .await
