@@ -1,9 +1,11 @@
 //! One integration test binary (links once): each module starts the real `gatehouse` binary on
 //! a free loopback port with its own database (SQLite file, or a fresh PostgreSQL database when
 //! `GATEHOUSE_TEST_DATABASE_URL` is set) and talks HTTP to it; `schema` compares the two
-//! backends' migrations without a server.
+//! backends' migrations without a server. `peers` runs real software nobody here wrote as the
+//! other side of a protocol (an upstream OpenID provider); `peer_oidc` checks that peer alone.
 
 mod harness;
+mod peers;
 mod raw;
 mod smtp_peer;
 mod upstream;
@@ -18,6 +20,7 @@ mod h1;
 mod listen;
 mod mail;
 mod metrics;
+mod peer_oidc;
 mod proxy;
 mod schema;
 mod seats;
