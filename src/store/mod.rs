@@ -5,6 +5,7 @@
 mod audit;
 mod invalidations;
 mod keys;
+mod orgs;
 mod roles;
 mod seats;
 mod sessions;
@@ -14,6 +15,7 @@ mod users;
 pub use audit::{AuditFilter, AuditRow};
 pub use invalidations::Invalidation;
 pub use keys::SigningKeyRow;
+pub use orgs::{Clash, HeldRows, MemberRow, OrgData, OrgRow, Saved};
 pub use roles::{GrantRow, RoleRow};
 pub use seats::{SeatGrant, SeatRow, UsageRow};
 pub use sessions::SessionRow;
@@ -40,6 +42,9 @@ pub struct Store {
 pub enum StoreError {
     #[error("already exists")]
     Conflict,
+    /// An address, domain or slug that belongs to someone else (named).
+    #[error("{0}")]
+    Clash(Clash),
     #[error("database error: {0}")]
     Db(#[from] sqlx::Error),
     #[error("migration failed: {0}")]

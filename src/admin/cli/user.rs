@@ -90,10 +90,17 @@ pub async fn execute(ops: &Ops<'_>, cmd: UserCommand) -> Result<Out, OpError> {
             }
         }
         UserCommand::ResetMfa(a) => {
-            let (u, r) = ops.reset_mfa(&a.email).await?;
+            let admin = crate::directory::FullAdmin::operator();
+            let (u, r, left) = ops.reset_mfa(&admin, &a.email).await?;
+            let out_of = match &left {
+                Some(slug) => format!(
+                    "; removed from organization {slug} (grant their access again to restore it)"
+                ),
+                None => String::new(),
+            };
             Out {
-                text: format!("reset MFA of {}; {}", u.email, revoked_text(&r)),
-                json: json!({ "email": u.email, "mfa": false, "revoked": r }),
+                text: format!("reset MFA of {}; {}{out_of}", u.email, revoked_text(&r)),
+                json: json!({ "email": u.email, "mfa": false, "revoked": r, "left_org": left }),
             }
         }
         UserCommand::SetTempPassword {

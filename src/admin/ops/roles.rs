@@ -42,7 +42,12 @@ impl Ops<'_> {
         grant: bool,
     ) -> OpResult<bool> {
         let user = self.user(email).await?;
-        self.role_exists(role).await?;
+        if grant {
+            self.grantable("--app", role, app).await?;
+        } else {
+            // A grant for an app since removed from the config can still be revoked.
+            self.role_exists(role).await?;
+        }
         let now = store::now();
         let changed = if grant {
             self.base.store.grant(&user.id, role, app, now).await?
