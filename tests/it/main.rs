@@ -15,6 +15,7 @@ mod forward_auth;
 mod h1;
 mod listen;
 mod metrics;
+mod orgs;
 mod proxy;
 mod schema;
 mod seats;
