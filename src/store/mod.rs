@@ -2,6 +2,7 @@
 //! dialect both SQLite and PostgreSQL accept (`$1` parameters, `RETURNING`, BIGINT times) and run
 //! through sqlx's `Any` driver; only the migrations differ per backend.
 
+mod addresses;
 mod audit;
 mod invalidations;
 mod keys;
@@ -12,10 +13,11 @@ mod sessions;
 mod tokens;
 mod users;
 
+pub use addresses::Clash;
 pub use audit::{AuditFilter, AuditRow};
 pub use invalidations::Invalidation;
 pub use keys::SigningKeyRow;
-pub use orgs::{Clash, HeldRows, MemberRow, OrgData, OrgRow, Saved};
+pub use orgs::{HeldRows, MemberRow, OrgData, OrgRow, Saved};
 pub use roles::{GrantRow, RoleRow};
 pub use seats::{SeatGrant, SeatRow, UsageRow};
 pub use sessions::SessionRow;

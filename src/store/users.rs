@@ -46,8 +46,8 @@ impl Store {
     /// (see `orgs`), so no organization can claim the address meanwhile.
     pub async fn insert_user(&self, u: &NewUser<'_>, now: i64) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        super::orgs::lock_addresses(&mut tx, now).await?;
-        if let Some(slug) = super::orgs::org_of_address(&mut tx, u.email_normalized).await? {
+        super::addresses::lock_addresses(&mut tx, now).await?;
+        if let Some(slug) = super::addresses::org_of_address(&mut tx, u.email_normalized).await? {
             return Err(StoreError::Clash(Clash::OrgEmail {
                 email: u.email_normalized.to_string(),
                 slug,
