@@ -338,11 +338,13 @@ impl Store {
                 .bind(email)
                 .fetch_optional(&mut *tx)
                 .await?;
-        sqlx::query("UPDATE users SET org_id = NULL, updated_at = $2 WHERE id = $1")
-            .bind(user_id)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "UPDATE users SET org_id = NULL, updated_at = $2 WHERE id = $1 AND org_id IS NOT NULL",
+        )
+        .bind(user_id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(org.or(listed))
     }

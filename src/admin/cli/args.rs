@@ -163,6 +163,8 @@ pub struct OrgOptions {
 pub enum OrgCommand {
     /// Creates an organization (--name, --email and --access-by are required).
     Create {
+        /// 1-64 of a-z, 0-9, '-', '_': what apps receive (X-Gatehouse-Org, the assertion's
+        /// `org`) and `allow_organizations` lists.
         #[arg(long)]
         slug: String,
         #[command(flatten)]

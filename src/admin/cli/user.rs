@@ -41,8 +41,12 @@ pub async fn execute(ops: &Ops<'_>, cmd: UserCommand) -> Result<Out, OpError> {
             let mut list = Vec::new();
             let mut text = String::new();
             for u in &users {
+                let org = match &u.org {
+                    Some(o) => format!(" org={}", o.slug),
+                    None => String::new(),
+                };
                 text.push_str(&format!(
-                    "{:<40} {:<13} mfa={:<5} roles={}\n",
+                    "{:<40} {:<13} mfa={:<5} roles={}{org}\n",
                     u.email,
                     u.status,
                     u.mfa,
