@@ -109,14 +109,7 @@ pub fn display(row: &AuditRow, viewer: Viewer) -> String {
                 (None, Some(id)) => Some(id.as_str()),
                 (None, None) => None,
             };
-            if row.actor_org_id.is_some() {
-                // The organization's name now; once it is deleted, its name when the event was
-                // written (kept in `actor_name`).
-                let org = match row.actor_org_name.as_deref() {
-                    Some(n) if !n.is_empty() => n,
-                    _ if !row.actor_name.is_empty() => row.actor_name.as_str(),
-                    _ => "an organization",
-                };
+            if let Some(org) = member_org(row) {
                 return match (viewer, person) {
                     (Viewer::FullAdmin, Some(p)) => format!("{org} ({p})"),
                     _ => org.to_string(),
@@ -131,6 +124,36 @@ pub fn display(row: &AuditRow, viewer: Viewer) -> String {
             format!("{}:{}", k.as_str(), row.actor_name)
         }
         Some(k) => k.as_str().to_string(),
+    }
+}
+
+/// The organization of a person who was a member when they acted: its name now or, once it
+/// is deleted, its name when the event was written (kept in `actor_name`).
+fn member_org(row: &AuditRow) -> Option<&str> {
+    if row.actor_org_id.is_none() || ActorKind::parse(&row.actor_kind) != Some(ActorKind::User) {
+        return None;
+    }
+    Some(match row.actor_org_name.as_deref() {
+        Some(n) if !n.is_empty() => n,
+        _ if !row.actor_name.is_empty() => row.actor_name.as_str(),
+        _ => "an organization",
+    })
+}
+
+/// The target of an event as `viewer` is shown it. When an organization member's event is
+/// about themself (their sign-in, say, whose target is their address), someone other than a
+/// full access administrator sees the organization there too, so the address `display` keeps
+/// from them is not read off the next column.
+pub fn display_target(row: &AuditRow, viewer: Viewer) -> String {
+    match member_org(row) {
+        Some(org)
+            if viewer == Viewer::Other
+                && row.target_user_id.is_some()
+                && row.target_user_id == row.actor_user_id =>
+        {
+            org.to_string()
+        }
+        _ => row.target.clone(),
     }
 }
 
@@ -218,7 +241,7 @@ pub fn to_csv(rows: &[AuditRow], viewer: Viewer) -> String {
             format_time(r.at),
             display(r, viewer),
             r.action.clone(),
-            r.target.clone(),
+            display_target(r, viewer),
             r.outcome.clone(),
             r.ip.clone(),
             r.details.clone(),
@@ -335,6 +358,22 @@ mod tests {
         // Not a member when they acted: the address, to everyone.
         let staff = row("user", "", Some("u2"), Some("sam@corp.example"), "");
         assert_eq!(display(&staff, Viewer::Other), "user:sam@corp.example");
+        // Their own address as the target of their event is hidden from the same viewers.
+        let about_self = AuditRow {
+            target: "ann@acme.example".into(),
+            target_user_id: Some("u1".into()),
+            ..member(Some("Acme Ltd"), "Acme")
+        };
+        assert_eq!(display_target(&about_self, Viewer::Other), "Acme Ltd");
+        assert_eq!(
+            display_target(&about_self, Viewer::FullAdmin),
+            "ann@acme.example"
+        );
+        let about_app = AuditRow {
+            target: "crm".into(),
+            ..member(Some("Acme Ltd"), "Acme")
+        };
+        assert_eq!(display_target(&about_app, Viewer::Other), "crm");
         // Only people are shown by organization.
         let cli = AuditRow {
             actor_org_id: Some("o1".into()),
