@@ -319,7 +319,8 @@ impl Store {
         now: i64,
     ) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        // The address leaves any organization's member list (it is personal data too).
+        // The address leaves any organization's member list (it is personal data too), and
+        // the pseudonym belongs to no organization (past events keep the one they were made in).
         sqlx::query(
             "DELETE FROM org_members WHERE email = (SELECT email_normalized FROM users WHERE id = $1)",
         )
@@ -327,7 +328,7 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         sqlx::query(
-            "UPDATE users SET email = $2, email_normalized = $2, name = '', status = 'blocked', \
+            "UPDATE users SET email = $2, email_normalized = $2, name = '', status = 'blocked', org_id = NULL, \
              password_hash = NULL, totp_secret = NULL, totp_pending_secret = NULL, updated_at = $3 WHERE id = $1",
         )
         .bind(id)

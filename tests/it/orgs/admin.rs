@@ -678,3 +678,31 @@ async fn the_audit_trail_shows_members_by_organization_to_each_viewer() {
     let err = admin_refused(&server, &["audit", "--as", "ghost@corp.example"]);
     assert!(err.contains("--as"), "{err}");
 }
+
+/// Anonymizing a member replaces their address everywhere it is personal data: it leaves the
+/// organization's member list and the pseudonym belongs to no organization, while the events
+/// they made as a member still show the organization.
+#[tokio::test]
+async fn anonymizing_a_member_takes_their_address_off_the_list() {
+    let upstream = Upstream::start();
+    let server = org_server(&upstream, "");
+    create_email_org(&server, "acme", &["ann@acme.example"], &[], &[]);
+    server.create_user("ann@acme.example", GOOD_PASSWORD, &[]);
+    sign_in(&server, "ann@acme.example").await;
+    let out = admin_json(
+        &server,
+        &["user", "anonymize", "--email", "ann@acme.example"],
+    );
+    let pseudonym = out["pseudonym"].as_str().unwrap().to_string();
+    let org = admin_json(&server, &["org", "show", "--slug", "acme"]);
+    assert_eq!(org["members"], serde_json::json!([]), "{org}");
+    let user = admin_json(&server, &["user", "show", "--email", &pseudonym]);
+    assert_eq!(user["org"], Value::Null, "{user}");
+    let trail: Vec<Value> =
+        serde_json::from_str(&server.admin_ok(&["audit", "--format", "json"])).unwrap();
+    let signin = trail
+        .iter()
+        .find(|e| e["action"] == "signin" && e["outcome"] == "success")
+        .unwrap();
+    assert_eq!(signin["actor"], format!("Acme Ltd ({pseudonym})").as_str());
+}
