@@ -50,7 +50,8 @@ pub struct Actor {
     pub user_id: Option<String>,
     /// The OS user of a `Cli` actor, the name of a `Token`.
     pub name: String,
-    /// The actor's organization, when there is one (organizations are not there yet).
+    /// The actor's organization. Left `None` for a person, whose organization (the one they
+    /// belong to as the event is written) is filled in by the store.
     pub org_id: Option<String>,
 }
 
@@ -96,20 +97,63 @@ pub enum Viewer {
 /// The actor of an event as `viewer` is shown it: `user:<email>` (the user's address now, so an
 /// anonymized user shows as their pseudonym), `cli` or `cli:<os user>`, `system`,
 /// `anonymous`, `token:<name>`; events written before actors were structured show the label
-/// they were written with.
+/// they were written with. A person who was an organization member when they acted is shown
+/// by the organization (SPEC: Organization rules): `Org display name (person@domain)` to a
+/// full access administrator, `Org display name` to everyone else.
 pub fn display(row: &AuditRow, viewer: Viewer) -> String {
-    let _ = viewer; // Organizations (whose members' addresses depend on the viewer) come next.
     match ActorKind::parse(&row.actor_kind) {
         None => row.actor.clone(),
-        Some(ActorKind::User) => match (&row.actor_email, &row.actor_user_id) {
-            (Some(email), _) => format!("user:{email}"),
-            (None, Some(id)) => format!("user:{id}"),
-            (None, None) => "user".into(),
-        },
+        Some(ActorKind::User) => {
+            let person = match (&row.actor_email, &row.actor_user_id) {
+                (Some(email), _) => Some(email.as_str()),
+                (None, Some(id)) => Some(id.as_str()),
+                (None, None) => None,
+            };
+            if let Some(org) = member_org(row) {
+                return match (viewer, person) {
+                    (Viewer::FullAdmin, Some(p)) => format!("{org} ({p})"),
+                    _ => org.to_string(),
+                };
+            }
+            match person {
+                Some(p) => format!("user:{p}"),
+                None => "user".into(),
+            }
+        }
         Some(k @ (ActorKind::Cli | ActorKind::Token)) if !row.actor_name.is_empty() => {
             format!("{}:{}", k.as_str(), row.actor_name)
         }
         Some(k) => k.as_str().to_string(),
+    }
+}
+
+/// The organization of a person who was a member when they acted: its name now or, once it
+/// is deleted, its name when the event was written (kept in `actor_name`).
+fn member_org(row: &AuditRow) -> Option<&str> {
+    if row.actor_org_id.is_none() || ActorKind::parse(&row.actor_kind) != Some(ActorKind::User) {
+        return None;
+    }
+    Some(match row.actor_org_name.as_deref() {
+        Some(n) if !n.is_empty() => n,
+        _ if !row.actor_name.is_empty() => row.actor_name.as_str(),
+        _ => "an organization",
+    })
+}
+
+/// The target of an event as `viewer` is shown it. When an organization member's event is
+/// about themself (their sign-in, say, whose target is their address), someone other than a
+/// full access administrator sees the organization there too, so the address `display` keeps
+/// from them is not read off the next column.
+pub fn display_target(row: &AuditRow, viewer: Viewer) -> String {
+    match member_org(row) {
+        Some(org)
+            if viewer == Viewer::Other
+                && row.target_user_id.is_some()
+                && row.target_user_id == row.actor_user_id =>
+        {
+            org.to_string()
+        }
+        _ => row.target.clone(),
     }
 }
 
@@ -134,6 +178,7 @@ pub async fn record(store: &Store, e: Event<'_>) {
         actor_user_id: e.actor.user_id.clone(),
         actor_org_id: e.actor.org_id.clone(),
         actor_email: None,
+        actor_org_name: None,
         action: e.action.to_string(),
         target: e.target.to_string(),
         target_user_id: e.target_user_id.map(str::to_string),
@@ -196,7 +241,7 @@ pub fn to_csv(rows: &[AuditRow], viewer: Viewer) -> String {
             format_time(r.at),
             display(r, viewer),
             r.action.clone(),
-            r.target.clone(),
+            display_target(r, viewer),
             r.outcome.clone(),
             r.ip.clone(),
             r.details.clone(),
@@ -243,6 +288,7 @@ mod tests {
             actor_user_id: user.map(str::to_string),
             actor_org_id: None,
             actor_email: email.map(str::to_string),
+            actor_org_name: None,
             action: "a".into(),
             target: String::new(),
             target_user_id: None,
@@ -281,5 +327,58 @@ mod tests {
             "user:then@example.com",
         );
         assert_eq!(display(&old, v), "user:then@example.com");
+    }
+
+    #[test]
+    fn an_organization_members_address_is_shown_to_full_admins_only() {
+        let member = |org_name: Option<&str>, kept: &str| AuditRow {
+            actor_org_id: Some("o1".into()),
+            actor_org_name: org_name.map(str::to_string),
+            ..row("user", kept, Some("u1"), Some("ann@acme.example"), "")
+        };
+        let cases = [
+            (
+                member(Some("Acme Ltd"), "Acme"),
+                Viewer::FullAdmin,
+                "Acme Ltd (ann@acme.example)",
+            ),
+            (member(Some("Acme Ltd"), "Acme"), Viewer::Other, "Acme Ltd"),
+            // The organization was deleted: its name when the event was written.
+            (
+                member(None, "Acme"),
+                Viewer::FullAdmin,
+                "Acme (ann@acme.example)",
+            ),
+            (member(None, "Acme"), Viewer::Other, "Acme"),
+            (member(None, ""), Viewer::Other, "an organization"),
+        ];
+        for (r, viewer, want) in cases {
+            assert_eq!(display(&r, viewer), want, "{viewer:?}");
+        }
+        // Not a member when they acted: the address, to everyone.
+        let staff = row("user", "", Some("u2"), Some("sam@corp.example"), "");
+        assert_eq!(display(&staff, Viewer::Other), "user:sam@corp.example");
+        // Their own address as the target of their event is hidden from the same viewers.
+        let about_self = AuditRow {
+            target: "ann@acme.example".into(),
+            target_user_id: Some("u1".into()),
+            ..member(Some("Acme Ltd"), "Acme")
+        };
+        assert_eq!(display_target(&about_self, Viewer::Other), "Acme Ltd");
+        assert_eq!(
+            display_target(&about_self, Viewer::FullAdmin),
+            "ann@acme.example"
+        );
+        let about_app = AuditRow {
+            target: "crm".into(),
+            ..member(Some("Acme Ltd"), "Acme")
+        };
+        assert_eq!(display_target(&about_app, Viewer::Other), "crm");
+        // Only people are shown by organization.
+        let cli = AuditRow {
+            actor_org_id: Some("o1".into()),
+            ..row("cli", "ops", None, None, "")
+        };
+        assert_eq!(display(&cli, Viewer::Other), "cli:ops");
     }
 }

@@ -27,17 +27,24 @@ pub async fn get_account(
             None,
         ));
     }
-    let grants = core.store.grants_of(&user.id).await?;
-    let roles: Vec<String> = grants
-        .iter()
-        .map(|g| {
-            if g.app == "*" {
-                g.role.clone()
-            } else {
-                format!("{}@{}", g.role, g.app)
-            }
-        })
-        .collect();
+    let held = core
+        .store
+        .holdings(&user.id, user.org_id.as_deref())
+        .await?;
+    let held = crate::directory::Holdings::from_rows(held);
+    let mut roles: Vec<String> = Vec::new();
+    for g in held.grants().iter() {
+        let r = if g.app == "*" {
+            g.role.clone()
+        } else {
+            format!("{}@{}", g.role, g.app)
+        };
+        // Own and organization grants may overlap.
+        if !roles.contains(&r) {
+            roles.push(r);
+        }
+    }
+    let org = held.org().map(|o| o.name.clone());
     Ok(page(
         &core,
         &headers,
@@ -45,7 +52,7 @@ pub async fn get_account(
         "account.html",
         minijinja::context! {
             email => user.email, name => user.name, roles => roles.join(", "),
-            mfa => user.totp_secret.is_some(),
+            mfa => user.totp_secret.is_some(), org => org,
         },
     ))
 }

@@ -5,7 +5,7 @@ use super::pages::see_other;
 use super::return_url::{safe_return, with_rd};
 use crate::audit::{self, Actor};
 use crate::core::Core;
-use crate::directory::{self, Grants};
+use crate::directory::{self, Holdings};
 use crate::error::AppError;
 use crate::revocation::Invalidate;
 use crate::session::{NewSession, Session, Stage};
@@ -33,9 +33,14 @@ pub async fn next_stage(core: &Core, user: &UserRow, amr: &[String]) -> Result<S
         return Ok(Stage::PasswordChange);
     }
     if user.totp_secret.is_none() {
-        let grants = core.store.grants_of(&user.id).await?;
+        let held = core
+            .store
+            .holdings(&user.id, user.org_id.as_deref())
+            .await?;
+        let held = Holdings::from_rows(held);
         let required_for = &core.config.mfa.required_for_roles;
-        if directory::mfa_required(Grants::of_user(&grants), required_for) {
+        // A role that needs MFA, or an organization with `enforce_mfa`: enrol first.
+        if directory::mfa_required(held.grants(), required_for, held.org()) {
             return Ok(Stage::MfaEnroll);
         }
     }

@@ -22,6 +22,10 @@ use serde::Deserialize;
 /// wrong password, a locked or blocked account all read (and weigh, byte for byte) the same.
 const SIGNIN_REFUSED: &str = "Wrong email or password, or the account cannot sign in right now.";
 
+/// SPEC: Organization rules: "The organization's own email address can never sign in".
+pub const ORG_ADDRESS_REFUSED: &str =
+    "This address belongs to an organization and cannot be used to sign in.";
+
 #[derive(Deserialize)]
 pub struct RdQuery {
     #[serde(default)]
@@ -77,6 +81,32 @@ async fn refuse(
     reason: &str,
     rd: &str,
 ) -> Response {
+    refuse_saying(
+        core,
+        headers,
+        client,
+        email,
+        user,
+        reason,
+        rd,
+        SIGNIN_REFUSED,
+    )
+    .await
+}
+
+/// A refused sign-in: counted against the client's address, audited, and the sign-in page
+/// again with `message`.
+#[allow(clippy::too_many_arguments)]
+async fn refuse_saying(
+    core: &crate::core::Core,
+    headers: &HeaderMap,
+    client: &ClientInfo,
+    email: &str,
+    user: Option<&UserRow>,
+    reason: &str,
+    rd: &str,
+    message: &str,
+) -> Response {
     core.lockout.record_ip_failure(client.ip);
     audit::record(
         &core.store,
@@ -96,7 +126,7 @@ async fn refuse(
         headers,
         StatusCode::UNAUTHORIZED,
         "login.html",
-        minijinja::context! { rd => rd, error => SIGNIN_REFUSED },
+        minijinja::context! { rd => rd, error => message },
     )
 }
 
@@ -118,6 +148,22 @@ pub async fn post_login(
             None,
             "ip_throttled",
             &f.rd,
+        )
+        .await);
+    }
+    if core.store.org_by_email(&email).await?.is_some() {
+        // No account can have this address (creating one is refused), so this says nothing
+        // about accounts; the password work is done all the same.
+        let _ = core.passwords.verify(&f.password, None).await;
+        return Ok(refuse_saying(
+            &core,
+            &headers,
+            &client,
+            &email,
+            None,
+            "organization_address",
+            &f.rd,
+            ORG_ADDRESS_REFUSED,
         )
         .await);
     }

@@ -55,8 +55,12 @@ where
         else {
             return Err(AppError::Unauthorized("Sign in first.".into()));
         };
-        let grants = core.store.grants_of(&user.id).await?;
-        match R::check(&user, Grants::of_user(&grants)) {
+        let held = core
+            .store
+            .holdings(&user.id, user.org_id.as_deref())
+            .await?;
+        let held = crate::directory::Holdings::from_rows(held);
+        match R::check(&user, held.grants()) {
             Some(proof) => Ok(Require {
                 proof,
                 session,

@@ -56,6 +56,11 @@ pub struct AppConfig {
     pub seat_idle_timeout: Duration,
     pub connect_timeout: Duration,
     pub timeout: Duration,
+    /// `false`: organization members may not use this app (staff only).
+    pub organization_members: bool,
+    /// Non-empty: only these organizations' members (by slug) may use it; people without an
+    /// organization are not concerned (see `directory::org_refusal`).
+    pub allow_organizations: Vec<String>,
 }
 
 /// Every identity header name of every preset: removed from every incoming request, whatever
@@ -234,6 +239,23 @@ pub fn read_app(s: &Section) -> AppConfig {
     let seat_idle_timeout = s.duration("seat_idle_timeout", "15m");
     let connect_timeout = s.duration("connect_timeout", "5s");
     let timeout = s.duration("timeout", "60s");
+    let organization_members = s.bool("organization_members", true);
+    let allow_organizations = s.strings("allow_organizations");
+    for slug in &allow_organizations {
+        if !super::valid_name(slug) {
+            s.problem(
+                "allow_organizations",
+                format!("{slug:?} is not an organization slug (1-64 of a-z, 0-9, '-', '_')"),
+            );
+        }
+    }
+    if !organization_members && !allow_organizations.is_empty() {
+        s.problem(
+            "allow_organizations",
+            "has no effect with organization_members = false (no organization's members may \
+             use the app): drop one of the two",
+        );
+    }
     let mut rules = Vec::new();
     for r in s.array_of_tables("rule", "path") {
         let path = r.string("path", "");
@@ -264,6 +286,8 @@ pub fn read_app(s: &Section) -> AppConfig {
         seat_idle_timeout,
         connect_timeout,
         timeout,
+        organization_members,
+        allow_organizations,
     }
 }
 

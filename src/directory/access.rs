@@ -17,6 +17,10 @@ pub enum DenyReason {
     PathRule,
     /// A `back_office` path, and a `limited` seat.
     BackOffice,
+    /// An organization member, on an app with `organization_members = false`.
+    OrganizationMember,
+    /// A member of an organization the app's `allow_organizations` does not list.
+    OrganizationNotAllowed,
 }
 
 impl DenyReason {
@@ -25,26 +29,31 @@ impl DenyReason {
             DenyReason::NoRole => "no_role",
             DenyReason::PathRule => "path_rule",
             DenyReason::BackOffice => "back_office",
+            DenyReason::OrganizationMember => "organization_member",
+            DenyReason::OrganizationNotAllowed => "organization_not_allowed",
         }
     }
 }
 
-/// Everything a user holds: their own grants. This is the one place other sources of grants
-/// join (an organization's grants will be a second field here, chained in `iter`), so every
-/// rule below sees them alike.
+/// Everything a user holds: their own grants and their organization's (SPEC: Concepts →
+/// Grant, "their own grants plus their organization's grants"). This is the one place the
+/// sources join, so every rule below (roles per app, seat kind, admission, MFA, full access
+/// administrator) sees them alike. `directory::Holdings::grants` makes one for a member.
 #[derive(Debug, Clone, Copy)]
 pub struct Grants<'a> {
     pub own: &'a [GrantRow],
+    pub org: &'a [GrantRow],
 }
 
 impl<'a> Grants<'a> {
+    /// Only the user's own grants (someone without an organization).
     pub fn of_user(own: &'a [GrantRow]) -> Grants<'a> {
-        Grants { own }
+        Grants { own, org: &[] }
     }
 
-    /// Every grant, for any app.
+    /// Every grant, for any app: own, then the organization's.
     pub fn iter(self) -> impl Iterator<Item = &'a GrantRow> {
-        self.own.iter()
+        self.own.iter().chain(self.org.iter())
     }
 
     /// The grants effective for `app`: those for that app and those for every app (`*`).
@@ -87,16 +96,20 @@ pub struct AppRights {
     /// Effective roles, deduplicated, sorted.
     pub roles: Vec<String>,
     pub seat: SeatKind,
-    /// The app admits them (`admits`).
-    pub admitted: bool,
+    /// Why the app refuses them whatever they ask for (`None`: it admits them): the app's
+    /// organization checks (`org_refusal`) first, then its roles (`admits`).
+    pub refusal: Option<DenyReason>,
 }
 
-/// `roles_for_app`, `seat_kind` and `admits` for `app`, together.
-pub fn rights(grants: Grants<'_>, app: &AppConfig) -> AppRights {
+/// `roles_for_app`, `seat_kind`, the organization checks and `admits` for `app`, together,
+/// for a user of organization `org` (its slug) or of none.
+pub fn rights(grants: Grants<'_>, app: &AppConfig, org: Option<&str>) -> AppRights {
     let roles = roles_for_app(grants, &app.id);
+    let refusal = super::org::org_refusal(app, org)
+        .or_else(|| (!admits(app, &roles)).then_some(DenyReason::NoRole));
     AppRights {
         seat: seat_kind(grants, &app.id),
-        admitted: admits(app, &roles),
+        refusal,
         roles,
     }
 }
@@ -166,9 +179,16 @@ pub fn glob_match(pattern: &str, path: &str) -> bool {
     true
 }
 
-/// `[mfa] required_for_roles`: any grant of such a role, for any app, requires a second factor.
-pub fn mfa_required(grants: Grants<'_>, required_for_roles: &[String]) -> bool {
-    grants.iter().any(|g| required_for_roles.contains(&g.role))
+/// Whether a user must have a second factor (SPEC: Sign-in → MFA): any grant of a role in
+/// `[mfa] required_for_roles` (own or the organization's, for any app), or membership of an
+/// organization with `enforce_mfa`. (Having enrolled counts too; the sign-in flow checks that.)
+pub fn mfa_required(
+    grants: Grants<'_>,
+    required_for_roles: &[String],
+    org: Option<&super::Organization>,
+) -> bool {
+    org.is_some_and(|o| o.enforce_mfa)
+        || grants.iter().any(|g| required_for_roles.contains(&g.role))
 }
 
 /// `--role R[@APP]` → (role, app); app defaults to every app (`*`).
@@ -265,22 +285,77 @@ mod tests {
         let grants = Grants::of_user(&grants);
         let narrow = app("crm", &["modify"], vec![]);
         assert_eq!(
-            rights(grants, &narrow),
+            rights(grants, &narrow, None),
             AppRights {
                 roles: roles(&["limited"]),
                 seat: SeatKind::Limited,
-                admitted: false
+                refusal: Some(DenyReason::NoRole)
             }
         );
         let wiki = app("wiki", &["modify"], vec![]);
         assert_eq!(
-            rights(grants, &wiki),
+            rights(grants, &wiki, None),
             AppRights {
                 roles: roles(&["limited", "modify"]),
                 seat: SeatKind::Modify,
-                admitted: true
+                refusal: None
             }
         );
+    }
+
+    #[test]
+    fn an_organizations_grants_join_every_rule() {
+        let own = [g("limited", "crm", "limited")];
+        let org = [g("modify", "crm", "modify"), g("financial", "*", "limited")];
+        let member = Grants {
+            own: &own,
+            org: &org,
+        };
+        let alone = Grants::of_user(&own);
+        let only_org = Grants {
+            own: &[],
+            org: &org,
+        };
+        // Roles per app and seats: own and organization's together.
+        assert_eq!(
+            roles_for_app(member, "crm"),
+            ["financial", "limited", "modify"]
+        );
+        assert_eq!(roles_for_app(only_org, "wiki"), ["financial"]);
+        assert_eq!(seat_kind(member, "crm"), SeatKind::Modify);
+        assert_eq!(seat_kind(alone, "crm"), SeatKind::Limited);
+        // Admission.
+        let crm = app("crm", &["modify"], vec![]);
+        assert_eq!(rights(member, &crm, Some("acme")).refusal, None);
+        assert_eq!(rights(alone, &crm, None).refusal, Some(DenyReason::NoRole));
+        // The organization checks come before the roles.
+        let mut staff_only = app("crm", &["modify"], vec![]);
+        staff_only.organization_members = false;
+        assert_eq!(
+            rights(member, &staff_only, Some("acme")).refusal,
+            Some(DenyReason::OrganizationMember)
+        );
+        let staff = [g("modify", "crm", "modify")];
+        assert_eq!(
+            rights(Grants::of_user(&staff), &staff_only, None).refusal,
+            None
+        );
+        let mut some = app("crm", &["modify"], vec![]);
+        some.allow_organizations = vec!["globex".into()];
+        assert_eq!(
+            rights(member, &some, Some("acme")).refusal,
+            Some(DenyReason::OrganizationNotAllowed)
+        );
+        assert_eq!(rights(member, &some, Some("globex")).refusal, None);
+        assert_eq!(rights(alone, &some, None).refusal, Some(DenyReason::NoRole));
+        // Full access administrator through the organization, and MFA required by its roles.
+        let admins = [g("admin", "*", "modify")];
+        let via_org = Grants {
+            own: &[],
+            org: &admins,
+        };
+        assert!(crate::directory::is_full_admin(via_org));
+        assert!(mfa_required(via_org, &["admin".into()], None));
     }
 
     #[test]
@@ -365,14 +440,43 @@ mod tests {
             g("admin", "wiki", "modify"),
         ];
         let grants = Grants::of_user(&grants);
-        assert!(mfa_required(grants, &["admin".into()]));
+        assert!(mfa_required(grants, &["admin".into()], None));
         assert!(mfa_required(
             grants,
-            &["technical".into(), "financial".into()]
+            &["technical".into(), "financial".into()],
+            None
         ));
-        assert!(!mfa_required(grants, &["technical".into()]));
-        assert!(!mfa_required(grants, &[]));
-        assert!(!mfa_required(Grants::of_user(&[]), &["admin".into()]));
+        assert!(!mfa_required(grants, &["technical".into()], None));
+        assert!(!mfa_required(grants, &[], None));
+        assert!(!mfa_required(Grants::of_user(&[]), &["admin".into()], None));
+    }
+
+    #[test]
+    fn mfa_is_required_by_an_organization_that_enforces_it() {
+        let org = |enforce_mfa| crate::directory::Organization {
+            id: "o1".into(),
+            slug: "acme".into(),
+            name: "Acme".into(),
+            email: "it@acme.example".into(),
+            access_by: crate::directory::AccessBy::Email,
+            enforce_mfa,
+        };
+        let none = Grants::of_user(&[]);
+        let cases = [
+            (Some(org(true)), &[][..], true),
+            (Some(org(false)), &[][..], false),
+            (None, &[][..], false),
+            (Some(org(false)), &["limited".to_string()][..], false),
+        ];
+        for (i, (o, required, want)) in cases.into_iter().enumerate() {
+            assert_eq!(mfa_required(none, required, o.as_ref()), want, "case {i}");
+        }
+        let limited = [g("limited", "*", "limited")];
+        assert!(mfa_required(
+            Grants::of_user(&limited),
+            &["limited".into()],
+            Some(&org(false))
+        ));
     }
 
     #[test]
@@ -386,6 +490,14 @@ mod tests {
         assert_eq!(DenyReason::NoRole.as_str(), "no_role");
         assert_eq!(DenyReason::PathRule.as_str(), "path_rule");
         assert_eq!(DenyReason::BackOffice.as_str(), "back_office");
+        assert_eq!(
+            DenyReason::OrganizationMember.as_str(),
+            "organization_member"
+        );
+        assert_eq!(
+            DenyReason::OrganizationNotAllowed.as_str(),
+            "organization_not_allowed"
+        );
     }
 
     #[test]

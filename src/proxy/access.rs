@@ -1,5 +1,6 @@
 //! Where access to an app is decided for a session: the rules of `directory` (roles, admission,
-//! per-path rules, back-office paths) applied to the user's grants, and the modify-seat meter
+//! the app's organization checks, per-path rules, back-office paths) applied to the user's
+//! grants and their organization's, and the modify-seat meter
 //! (a database row lock, so it lives here).
 //! Also prepares, once per session and app, who the user is and the signed assertion (and, once
 //! per connection, the identity header lines), so the hot path only copies prepared bytes.
@@ -7,7 +8,7 @@
 use super::Proxy;
 use crate::audit::{self, Actor};
 use crate::config::app::{AppConfig, SeatOverflow};
-use crate::directory::{self, DenyReason, Grants, Readings, SeatKind, UserStatus};
+use crate::directory::{self, DenyReason, Holdings, Readings, SeatKind, UserStatus};
 use crate::error::AppError;
 use crate::session::{AppAccess, Session};
 use crate::store::{self, SeatGrant};
@@ -33,7 +34,8 @@ pub enum Decision {
     },
 }
 
-/// The user's access to app `idx`, from their grants (`None` for a user gone or not active).
+/// The user's access to app `idx`, from their grants and their organization's, with the
+/// app's organization checks decided here, once (`None` for a user gone or not active).
 async fn build(proxy: &Proxy, idx: usize, user_id: &str) -> Result<Option<AppAccess>, AppError> {
     let app = &proxy.config.apps[idx];
     let Some(user) = proxy.store.user_by_id(user_id).await? else {
@@ -42,12 +44,24 @@ async fn build(proxy: &Proxy, idx: usize, user_id: &str) -> Result<Option<AppAcc
     if !UserStatus::is_active(&user.status) {
         return Ok(None);
     }
-    let grants = proxy.store.grants_of(user_id).await?;
-    let rights = directory::rights(Grants::of_user(&grants), app);
+    let held = Holdings::from_rows(
+        proxy
+            .store
+            .holdings(user_id, user.org_id.as_deref())
+            .await?,
+    );
+    let slug = held.org().map(|o| o.slug.as_str());
+    let rights = directory::rights(held.grants(), app, slug);
     Ok(Some(AppAccess::new(
-        [&user.id, &user.email, &user.name, &rights.roles.join(",")],
+        [
+            &user.id,
+            &user.email,
+            &user.name,
+            slug.unwrap_or(""),
+            &rights.roles.join(","),
+        ],
         rights.seat,
-        rights.admitted,
+        rights.refusal,
     )))
 }
 
@@ -70,7 +84,7 @@ pub fn assertion(
         "email": access.email(),
         "name": access.name(),
         "roles": access.roles().collect::<Vec<_>>(),
-        "org": serde_json::Value::Null,
+        "org": access.org(),
         "seat": access.seat.as_str(),
         "sid": session.id,
         "amr": session.amr(),
@@ -145,8 +159,8 @@ pub async fn judge(
     path: &str,
 ) -> Result<Verdict, AppError> {
     let app = &proxy.config.apps[idx];
-    if !access.admitted {
-        return Ok(Verdict::Deny(DenyReason::NoRole));
+    if let Some(reason) = access.refusal {
+        return Ok(Verdict::Deny(reason));
     }
     // `path` is canonical (`proxy::target`); the rules also read it loosely (see
     // `directory::Readings`). No rules, nothing to read: the loose reading is borrowed unless

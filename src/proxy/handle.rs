@@ -80,6 +80,12 @@ pub fn forbidden(wants_html: bool, reason: DenyReason) -> Response {
         DenyReason::NoRole => {
             "Your account has no access to this application. Ask an administrator for a role."
         }
+        DenyReason::OrganizationMember => {
+            "This application is not open to members of partner organizations."
+        }
+        DenyReason::OrganizationNotAllowed => {
+            "This application is not open to members of your organization."
+        }
     };
     Outcome::Denied.mark(gateway_error(StatusCode::FORBIDDEN, wants_html, message))
 }

@@ -34,7 +34,7 @@ pub struct Proxy {
     pub(super) denied_audited: moka::sync::Cache<(String, usize, crate::directory::DenyReason), ()>,
 }
 
-/// The header names an app receives the identity under (`org` is not sent yet).
+/// The header names an app receives the identity under.
 pub struct IdentityNames {
     pub user: HeaderName,
     pub email: HeaderName,
@@ -46,11 +46,6 @@ pub struct IdentityNames {
 }
 
 impl IdentityNames {
-    /// The headers that say who the user is, in the order user, email, name, roles, seat.
-    pub fn identity(&self) -> [&HeaderName; 5] {
-        [&self.user, &self.email, &self.name, &self.roles, &self.seat]
-    }
-
     pub fn new(h: &crate::config::app::HeaderNames) -> IdentityNames {
         let n = |s: &str| HeaderName::from_bytes(s.as_bytes()).expect("validated in config");
         IdentityNames {
@@ -64,10 +59,29 @@ impl IdentityNames {
         }
     }
 
+    /// Every identity header but the assertion, with its value, in this order: user, email,
+    /// name, roles, the organization's slug (only for a member), seat. Both proxy paths and forward-auth
+    /// take their headers from here (`write_lines`, `headers`), so they send the same ones.
+    fn pairs<'a>(
+        &'a self,
+        access: &'a AppAccess,
+    ) -> impl Iterator<Item = (&'a HeaderName, &'a str)> {
+        let org = access.org().map(|slug| (&self.org, slug));
+        [
+            (&self.user, access.user_id()),
+            (&self.email, access.email()),
+            (&self.name, access.name()),
+            (&self.roles, access.roles_text()),
+        ]
+        .into_iter()
+        .chain(org)
+        .chain([(&self.seat, access.seat.as_str())])
+    }
+
     /// The identity headers except the assertion, as they go on the wire (`name: value\r\n`
     /// each), appended to `out`.
     pub fn write_lines(&self, access: &AppAccess, out: &mut Vec<u8>) {
-        for (name, value) in self.identity().into_iter().zip(access.identity()) {
+        for (name, value) in self.pairs(access) {
             out.extend_from_slice(name.as_str().as_bytes());
             out.extend_from_slice(b": ");
             put_encoded(out, value);
@@ -76,9 +90,10 @@ impl IdentityNames {
     }
 
     /// The identity headers except the assertion (for the hyper path and forward-auth).
-    pub fn headers(&self, access: &AppAccess) -> [(HeaderName, HeaderValue); 5] {
-        let (names, values) = (self.identity(), access.identity());
-        std::array::from_fn(|i| (names[i].clone(), encode_value(values[i])))
+    pub fn headers(&self, access: &AppAccess) -> Vec<(HeaderName, HeaderValue)> {
+        self.pairs(access)
+            .map(|(n, v)| (n.clone(), encode_value(v)))
+            .collect()
     }
 
     fn all(&self) -> [&HeaderName; 7] {
@@ -162,23 +177,41 @@ mod tests {
     #[test]
     fn wire_lines_say_what_the_headers_say() {
         let names = IdentityNames::new(&crate::config::app::preset("oauth2-proxy").unwrap());
-        let a = AppAccess::new(
-            ["u-1", "zoë@example.com", "Zoë 100%", "admin,modify"],
-            SeatKind::Modify,
-            true,
-        );
-        let mut lines = Vec::new();
-        names.write_lines(&a, &mut lines);
-        let mut expected = Vec::new();
-        for (n, v) in names.headers(&a) {
-            expected.extend_from_slice(format!("{}: ", n.as_str()).as_bytes());
-            expected.extend_from_slice(v.as_bytes());
-            expected.extend_from_slice(b"\r\n");
+        for org in ["", "acme"] {
+            let a = AppAccess::new(
+                ["u-1", "zoë@example.com", "Zoë 100%", org, "admin,modify"],
+                SeatKind::Modify,
+                None,
+            );
+            let mut lines = Vec::new();
+            names.write_lines(&a, &mut lines);
+            let mut expected = Vec::new();
+            for (n, v) in names.headers(&a) {
+                expected.extend_from_slice(format!("{}: ", n.as_str()).as_bytes());
+                expected.extend_from_slice(v.as_bytes());
+                expected.extend_from_slice(b"\r\n");
+            }
+            assert_eq!(
+                String::from_utf8(lines).unwrap(),
+                String::from_utf8(expected).unwrap()
+            );
+            // The organization's header is sent for a member only.
+            let sent: Vec<String> = names
+                .headers(&a)
+                .iter()
+                .map(|(n, _)| n.as_str().to_string())
+                .collect();
+            let want = [
+                "x-forwarded-user",
+                "x-forwarded-email",
+                "x-forwarded-preferred-username",
+                "x-forwarded-groups",
+            ]
+            .into_iter()
+            .chain((!org.is_empty()).then_some("x-gatehouse-org"))
+            .chain(["x-gatehouse-seat"]);
+            assert_eq!(sent, want.collect::<Vec<_>>(), "org {org:?}");
         }
-        assert_eq!(
-            String::from_utf8(lines).unwrap(),
-            String::from_utf8(expected).unwrap()
-        );
         assert_eq!(
             encode_value("Zoë 100%").to_str().unwrap(),
             "Zo%C3%AB 100%25"

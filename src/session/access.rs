@@ -1,25 +1,28 @@
 //! What one session may do on one app, prepared once and kept with the session (see
-//! `Session::apps`): who the user is, the effective roles, the seat kind, whether one of the
-//! app's roles is held, the signed assertion while it is fresh, and the seat meter's stamps.
+//! `Session::apps`): who the user is (and their organization), the effective roles, the seat
+//! kind, whether the app refuses them outright (no role, or its organization checks), the
+//! signed assertion while it is fresh, and the seat meter's stamps.
 //! Built and used by `proxy::access`; plain data here, so that it can die with the session.
 
-use crate::directory::SeatKind;
+use crate::directory::{DenyReason, SeatKind};
 use crate::store::Stamp;
 use axum::http::HeaderValue;
 use std::sync::{Arc, Mutex};
 
 /// What one session may do on one app, and who it is.
 ///
-/// One of these lives per session and app, so it is kept compact: the user's id, email, name
-/// and comma-joined roles in one string; the identity header lines are rendered from them
-/// when a connection starts relaying for the session (`proxy::IdentityNames::write_lines`).
+/// One of these lives per session and app, so it is kept compact: the user's id, email, name,
+/// organization slug (empty without one) and comma-joined roles in one string; the identity
+/// header lines are rendered from them when a connection starts relaying for the session
+/// (`proxy::IdentityNames::write_lines`).
 pub struct AppAccess {
     text: Box<str>,
-    /// Where the id, the email and the name end in `text`.
-    ends: [u32; 3],
+    /// Where the id, the email, the name and the organization end in `text`.
+    ends: [u32; 4],
     pub seat: SeatKind,
-    /// Holds one of the app's `allow_roles`.
-    pub admitted: bool,
+    /// Why the app refuses this user whatever they ask (`None`: admitted), decided when this
+    /// is built (`directory::rights`), so no request asks the database again.
+    pub refusal: Option<DenyReason>,
     /// The signed assertion and its expiry, while held (see `KeptAssertions`).
     assertion: Mutex<Option<Box<(i64, HeaderValue)>>>,
     /// When the modify seat was last confirmed in the database (see `proxy::access::judge`).
@@ -32,21 +35,22 @@ impl std::fmt::Debug for AppAccess {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AppAccess")
             .field("user_id", &self.user_id())
+            .field("org", &self.org())
             .field("roles", &self.roles_text())
             .field("seat", &self.seat)
-            .field("admitted", &self.admitted)
+            .field("refusal", &self.refusal)
             .finish_non_exhaustive()
     }
 }
 
 impl AppAccess {
-    /// From the user's id, email, name and comma-joined roles.
-    pub fn new(values: [&str; 4], seat: SeatKind, admitted: bool) -> AppAccess {
+    /// From the user's id, email, name, organization slug (`""`: none) and comma-joined roles.
+    pub fn new(values: [&str; 5], seat: SeatKind, refusal: Option<DenyReason>) -> AppAccess {
         let mut text = String::with_capacity(values.iter().map(|v| v.len()).sum());
-        let mut ends = [0; 3];
+        let mut ends = [0; 4];
         for (i, v) in values.iter().enumerate() {
             text.push_str(v);
-            if i < 3 {
+            if i < 4 {
                 ends[i] = text.len() as u32;
             }
         }
@@ -54,7 +58,7 @@ impl AppAccess {
             text: text.into_boxed_str(),
             ends,
             seat,
-            admitted,
+            refusal,
             assertion: Mutex::new(None),
             seat_confirmed_at: Stamp::new(0),
             overage_audited_at: Stamp::new(0),
@@ -76,27 +80,19 @@ impl AppAccess {
     pub fn name(&self) -> &str {
         self.part(2)
     }
+    /// The slug of the user's organization, if they belong to one.
+    pub fn org(&self) -> Option<&str> {
+        Some(self.part(3)).filter(|s| !s.is_empty())
+    }
     /// Effective roles for this app, comma-joined.
     pub fn roles_text(&self) -> &str {
-        self.part(3)
+        self.part(4)
     }
     pub fn roles(&self) -> impl Iterator<Item = &str> {
         self.roles_text().split(',').filter(|r| !r.is_empty())
     }
     pub fn has_role(&self, role: &str) -> bool {
         self.roles().any(|r| r == role)
-    }
-
-    /// The identity header values, in the order of `IdentityNames::identity`: user id, email,
-    /// name, roles, seat.
-    pub fn identity(&self) -> [&str; 5] {
-        [
-            self.user_id(),
-            self.email(),
-            self.name(),
-            self.roles_text(),
-            self.seat.as_str(),
-        ]
     }
 
     /// The signed assertion held, while more than `renew` seconds of it are left at `now`.
@@ -164,7 +160,11 @@ mod tests {
     use super::*;
 
     pub(crate) fn holding_an_assertion() -> Arc<AppAccess> {
-        let a = AppAccess::new(["u", "u@example.com", "U", "a,b"], SeatKind::Limited, true);
+        let a = AppAccess::new(
+            ["u", "u@example.com", "U", "", "a,b"],
+            SeatKind::Limited,
+            None,
+        );
         a.hold_assertion(i64::MAX, HeaderValue::from_static("jws"));
         Arc::new(a)
     }
@@ -177,6 +177,17 @@ mod tests {
             ("u", "u@example.com", "U", "a,b")
         );
         assert!(a.has_role("a") && a.has_role("b") && !a.has_role("c"));
+        assert_eq!(a.org(), None);
+        let member = AppAccess::new(
+            ["u", "u@example.com", "U", "acme", ""],
+            SeatKind::Modify,
+            Some(DenyReason::OrganizationMember),
+        );
+        assert_eq!(
+            (member.org(), member.roles_text(), member.roles().count()),
+            (Some("acme"), "", 0)
+        );
+        assert_eq!(member.refusal, Some(DenyReason::OrganizationMember));
     }
 
     fn holds(a: &AppAccess) -> bool {

@@ -9,9 +9,12 @@ pub struct AuditRow {
     pub actor_kind: String,
     pub actor_name: String,
     pub actor_user_id: Option<String>,
+    /// The acting user's organization at the time of the event (filled in when written).
     pub actor_org_id: Option<String>,
     /// Read, not written: the acting user's address now (see `audit::display`).
     pub actor_email: Option<String>,
+    /// Read, not written: the name of that organization now (`None` once it is deleted).
+    pub actor_org_name: Option<String>,
     pub action: String,
     pub target: String,
     pub target_user_id: Option<String>,
@@ -33,8 +36,12 @@ pub struct AuditFilter {
 impl Store {
     pub async fn insert_audit(&self, e: &AuditRow) -> Result<()> {
         sqlx::query(
+            // A person's organization is the one they belong to as the event is written, and
+            // its name is kept in `actor_name` in case the organization is deleted later.
             "INSERT INTO audit_events (at, actor, actor_kind, actor_name, actor_user_id, actor_org_id, action, target, target_user_id, outcome, ip, details) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+             VALUES ($1, $2, $3, \
+             CASE WHEN $3 = 'user' AND $4 = '' THEN COALESCE((SELECT o.name FROM users u JOIN organizations o ON o.id = u.org_id WHERE u.id = $5), '') ELSE $4 END, \
+             $5, COALESCE(CAST($6 AS TEXT), (SELECT org_id FROM users WHERE id = $5)), $7, $8, $9, $10, $11, $12)",
         )
         .bind(e.at)
         .bind(&e.actor)
@@ -59,8 +66,9 @@ impl Store {
         let target = f.target.clone().unwrap_or_default();
         Ok(sqlx::query_as(
             "SELECT a.id, a.at, a.actor, a.actor_kind, a.actor_name, a.actor_user_id, a.actor_org_id, \
-             u.email AS actor_email, a.action, a.target, a.target_user_id, a.outcome, a.ip, a.details \
-             FROM audit_events a LEFT JOIN users u ON u.id = a.actor_user_id WHERE a.at >= $1 \
+             u.email AS actor_email, o.name AS actor_org_name, a.action, a.target, a.target_user_id, \
+             a.outcome, a.ip, a.details FROM audit_events a LEFT JOIN users u ON u.id = a.actor_user_id \
+             LEFT JOIN organizations o ON o.id = a.actor_org_id WHERE a.at >= $1 \
              AND ($2 = '' OR a.actor_user_id = $2 OR a.target_user_id = $2 OR ($3 <> '' AND a.target = $3)) \
              AND ($2 <> '' OR $3 = '' OR a.target = $3) \
              ORDER BY a.id LIMIT $4",

@@ -2,20 +2,24 @@
 //! dialect both SQLite and PostgreSQL accept (`$1` parameters, `RETURNING`, BIGINT times) and run
 //! through sqlx's `Any` driver; only the migrations differ per backend.
 
+mod addresses;
 mod audit;
 mod invalidations;
 mod keys;
 mod mail;
+mod orgs;
 mod roles;
 mod seats;
 mod sessions;
 mod tokens;
 mod users;
 
+pub use addresses::Clash;
 pub use audit::{AuditFilter, AuditRow};
 pub use invalidations::Invalidation;
 pub use keys::SigningKeyRow;
 pub use mail::MailRow;
+pub use orgs::{HeldRows, MemberRow, OrgData, OrgRow, Saved};
 pub use roles::{GrantRow, RoleRow};
 pub use seats::{SeatGrant, SeatRow, UsageRow};
 pub use sessions::SessionRow;
@@ -42,6 +46,9 @@ pub struct Store {
 pub enum StoreError {
     #[error("already exists")]
     Conflict,
+    /// An address, domain or slug that belongs to someone else (named).
+    #[error("{0}")]
+    Clash(Clash),
     #[error("database error: {0}")]
     Db(#[from] sqlx::Error),
     #[error("migration failed: {0}")]

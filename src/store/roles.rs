@@ -113,12 +113,13 @@ impl Store {
         .await?)
     }
 
-    /// Full access administrators (`admin` for every app) who can still sign in (first-run
-    /// detection).
+    /// Full access administrators (`admin` for every app, granted to them or to their
+    /// organization) who can still sign in (first-run detection).
     pub async fn count_admins(&self) -> Result<i64> {
         let (n,): (i64,) = sqlx::query_as(
-            "SELECT COUNT(DISTINCT u.id) FROM user_grants g JOIN users u ON u.id = g.user_id \
-             WHERE g.role = 'admin' AND g.app = '*' AND u.status = 'active'",
+            "SELECT COUNT(*) FROM users u WHERE u.status = 'active' AND (\
+             EXISTS (SELECT 1 FROM user_grants g WHERE g.user_id = u.id AND g.role = 'admin' AND g.app = '*') \
+             OR EXISTS (SELECT 1 FROM org_grants g WHERE g.org_id = u.org_id AND g.role = 'admin' AND g.app = '*'))",
         )
         .fetch_one(&self.pool)
         .await?;

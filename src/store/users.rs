@@ -1,4 +1,4 @@
-use super::{Result, Store, conflict};
+use super::{Clash, Result, Store, StoreError, conflict};
 
 /// A user as stored. No `Debug`: it carries the password hash and sealed TOTP secrets.
 #[derive(Clone, sqlx::FromRow)]
@@ -16,6 +16,8 @@ pub struct UserRow {
     pub failed_count: i64,
     pub first_failure_at: Option<i64>,
     pub locked_until: Option<i64>,
+    /// The organization the user belongs to, if any.
+    pub org_id: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -34,15 +36,27 @@ macro_rules! columns {
     () => {
         "id, email, email_normalized, name, status, password_hash, password_must_change, \
          totp_secret, totp_pending_secret, totp_last_step, failed_count, first_failure_at, \
-         locked_until, created_at, updated_at"
+         locked_until, org_id, created_at, updated_at"
     };
 }
 
 impl Store {
+    /// Creates a user. An organization's own address is refused ([`Clash::OrgEmail`]); an
+    /// address an organization lists makes the new user its member. Under the address lock
+    /// (see `orgs`), so no organization can claim the address meanwhile.
     pub async fn insert_user(&self, u: &NewUser<'_>, now: i64) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        super::addresses::lock_addresses(&mut tx, now).await?;
+        if let Some(slug) = super::addresses::org_of_address(&mut tx, u.email_normalized).await? {
+            return Err(StoreError::Clash(Clash::OrgEmail {
+                email: u.email_normalized.to_string(),
+                slug,
+            }));
+        }
         sqlx::query(
             "INSERT INTO users (id, email, email_normalized, name, status, password_hash, \
-             password_must_change, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
+             password_must_change, org_id, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, \
+             (SELECT org_id FROM org_members WHERE email = $3), $8, $8)",
         )
         .bind(u.id)
         .bind(u.email)
@@ -52,9 +66,10 @@ impl Store {
         .bind(u.password_hash)
         .bind(u.password_must_change as i64)
         .bind(now)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(conflict)?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -304,8 +319,16 @@ impl Store {
         now: i64,
     ) -> Result<()> {
         let mut tx = self.pool.begin().await?;
+        // The address leaves any organization's member list (it is personal data too), and
+        // the pseudonym belongs to no organization (past events keep the one they were made in).
         sqlx::query(
-            "UPDATE users SET email = $2, email_normalized = $2, name = '', status = 'blocked', \
+            "DELETE FROM org_members WHERE email = (SELECT email_normalized FROM users WHERE id = $1)",
+        )
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE users SET email = $2, email_normalized = $2, name = '', status = 'blocked', org_id = NULL, \
              password_hash = NULL, totp_secret = NULL, totp_pending_secret = NULL, updated_at = $3 WHERE id = $1",
         )
         .bind(id)

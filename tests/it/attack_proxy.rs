@@ -284,8 +284,9 @@ pub fn assert_none(failures: &[String]) {
 // ---------------------------------------------------------------------------------------------
 // Defect 1: identity headers against `Connection`.
 
-const GATEWAY_HEADERS: [&str; 10] = [
+const GATEWAY_HEADERS: [&str; 11] = [
     "X-Gatehouse-Seat",
+    "X-Gatehouse-Org",
     "X-Gatehouse-Assertion",
     "X-Gatehouse-Roles",
     "X-Gatehouse-User",
@@ -297,12 +298,13 @@ const GATEWAY_HEADERS: [&str; 10] = [
     "Forwarded",
 ];
 
-/// Attack: a `limited@crm` user lists the gateway's identity and forwarding headers in
+/// Attack: a `limited@crm` user (a member of organization `acme`, so that the organization's
+/// header is sent too) lists the gateway's identity and forwarding headers in
 /// `Connection` (all of them in their usual case, or a subset in odd case), hoping a hop-by-hop
 /// pass after the gateway added them deletes them — the upstream would then take the request
 /// as one without a seat or assertion. Must hold on the fast path, HTTP/1.0 and a chunked POST:
 /// the upstream gets exactly one of each identity header with the gateway's values (seat
-/// `limited`, an assertion that verifies with the JWKS), exactly one `x-forwarded-for`,
+/// `limited`, organization `acme`, an assertion that verifies with the JWKS), exactly one `x-forwarded-for`,
 /// `x-forwarded-host`, `x-forwarded-proto` and `forwarded`; the client's own `X-Custom`, which
 /// it also lists, is still dropped.
 #[tokio::test]
@@ -310,6 +312,20 @@ async fn connection_cannot_remove_the_gateways_identity_or_forwarding_headers() 
     let upstream = echo_target();
     let server = crm_server(&upstream);
     let email = "conn-limited@example.com";
+    server.admin_ok(&[
+        "org",
+        "create",
+        "--slug",
+        "acme",
+        "--name",
+        "Acme",
+        "--email",
+        "it@acme.example",
+        "--access-by",
+        "email",
+        "--member",
+        email,
+    ]);
     let cookie = cookie_of(&server, email, &["limited@crm"]).await;
     let id = user_id(&server, email);
     let jwks: serde_json::Value = reqwest::get(format!("{}/.well-known/jwks.json", server.base))
@@ -357,6 +373,7 @@ async fn connection_cannot_remove_the_gateways_identity_or_forwarding_headers() 
                 ("x-gatehouse-user", id.as_str()),
                 ("x-gatehouse-email", email),
                 ("x-gatehouse-roles", "limited"),
+                ("x-gatehouse-org", "acme"),
                 ("x-forwarded-for", "127.0.0.1"),
                 ("x-forwarded-host", host.as_str()),
                 ("x-forwarded-proto", "http"),

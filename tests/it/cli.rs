@@ -48,7 +48,13 @@ async fn weak_and_common_passwords_are_refused_naming_every_rule() {
 
 #[tokio::test]
 async fn users_roles_grants_tokens_and_json_output() {
-    let server = Server::start();
+    // Grants name configured apps only.
+    let server = Server::start_with(Options {
+        sections: "[[app]]\nid = \"crm\"\nhost = \"crm.example.com\"\nupstream = \"none\"\nallow_roles = [\"*\"]\n\n\
+                   [[app]]\nid = \"wiki\"\nhost = \"wiki.example.com\"\nupstream = \"none\"\nallow_roles = [\"*\"]\n"
+            .into(),
+        env: vec![],
+    });
     server.admin_ok(&[
         "role",
         "create",

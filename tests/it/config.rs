@@ -160,8 +160,18 @@ upstream = "ftp://127.0.0.1"
 allow_roles = []
 headers = "apache"
 seat_overflow = "maybe"
+organization_members = "no"
+allow_organizations = ["Acme Ltd"]
 [[app.rule]]
 path = "admin/*"
+
+[[app]]
+id = "showroom"
+host = "showroom.example.com"
+upstream = "none"
+allow_roles = ["*"]
+organization_members = false
+allow_organizations = ["acme"]
 "#,
         &[("SOME_KEY", MASTER_KEY)],
     );
@@ -175,11 +185,23 @@ path = "admin/*"
         out.contains("app[grabber].path_prefix: on the public host"),
         "{out}"
     );
+    assert!(
+        out.contains("\"Acme Ltd\" is not an organization slug"),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "app[showroom].allow_organizations: has no effect with organization_members = false"
+        ),
+        "{out}"
+    );
     for key in [
         "upstream",
         "allow_roles",
         "headers",
         "seat_overflow",
+        "organization_members",
+        "allow_organizations",
         "app[bad].rule[admin/*].path",
     ] {
         assert!(out.contains(key), "{key} not reported: {out}");

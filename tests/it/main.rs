@@ -20,6 +20,7 @@ mod h1;
 mod listen;
 mod mail;
 mod metrics;
+mod orgs;
 mod peer_oidc;
 mod proxy;
 mod schema;

@@ -7,12 +7,15 @@ pub enum AdminCommand {
     /// Users: create, list, show, block, unblock, unlock, reset-mfa, set-temp-password, anonymize, delete.
     #[command(subcommand)]
     User(UserCommand),
+    /// Organizations: create, list, show, add-member, remove-member, update, delete.
+    #[command(subcommand)]
+    Org(OrgCommand),
     /// Roles.
     #[command(subcommand)]
     Role(RoleCommand),
-    /// Grant a role to a user (on one app, or every app).
+    /// Grant a role to a user or to every member of an organization (on one app, or every app).
     Grant(GrantArgs),
-    /// Revoke a role from a user.
+    /// Revoke a role from a user or an organization.
     Revoke(GrantArgs),
     /// API tokens.
     #[command(subcommand)]
@@ -118,15 +121,99 @@ pub enum RoleCommand {
 }
 
 #[derive(clap::Args)]
+#[command(group(ArgGroup::new("who").required(true).args(["user", "org"])))]
 pub struct GrantArgs {
     /// The user's email.
     #[arg(long)]
-    pub user: String,
+    pub user: Option<String>,
+    /// The organization's slug: the grant holds for every member.
+    #[arg(long)]
+    pub org: Option<String>,
     #[arg(long)]
     pub role: String,
-    /// The app id; omitted = every app.
+    /// The app id (a configured `[[app]]`); omitted = every app.
     #[arg(long, default_value = "*")]
     pub app: String,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum AccessByArg {
+    /// Any verified address of the organization's domain(s).
+    Domain,
+    /// Only the listed member addresses.
+    Email,
+}
+
+/// The attributes of an organization (`org create`; `org update` gives the ones it changes).
+#[derive(clap::Args)]
+pub struct OrgOptions {
+    /// The display name (shown in audit views).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// The organization's own address (it can never be used to sign in).
+    #[arg(long, value_name = "ORG_EMAIL")]
+    pub email: Option<String>,
+    #[arg(long, value_enum)]
+    pub access_by: Option<AccessByArg>,
+    /// A domain whose addresses belong to the organization (access by domain); repeatable.
+    #[arg(long = "domain", value_name = "D")]
+    pub domains: Vec<String>,
+    /// A member's address (access by email); repeatable. An existing account joins; an
+    /// address without one is recorded ("no account yet").
+    #[arg(long = "member", value_name = "EMAIL")]
+    pub members: Vec<String>,
+    /// Members must use a second factor (`--enforce-mfa=false` to turn it off).
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub enforce_mfa: Option<bool>,
+    /// An identity provider (`[[identity_provider]] id`) the members may use; repeatable.
+    #[arg(long = "provider", value_name = "ID")]
+    pub providers: Vec<String>,
+    /// R or R@APP: a role every member holds; repeatable.
+    #[arg(long = "role", value_name = "R[@APP]")]
+    pub roles: Vec<String>,
+}
+
+#[derive(Subcommand)]
+pub enum OrgCommand {
+    /// Creates an organization (--name, --email and --access-by are required).
+    Create {
+        /// 1-64 of a-z, 0-9, '-', '_': what apps receive (X-Gatehouse-Org, the assertion's
+        /// `org`) and `allow_organizations` lists.
+        #[arg(long)]
+        slug: String,
+        #[command(flatten)]
+        options: OrgOptions,
+    },
+    List,
+    Show {
+        #[arg(long)]
+        slug: String,
+    },
+    /// Lists an address as a member (an existing account joins at once).
+    AddMember(SlugEmail),
+    /// Takes an address out of the organization.
+    RemoveMember(SlugEmail),
+    /// Changes an organization: each option given replaces that attribute (a list option
+    /// given once or more replaces the whole list); the others stay as they are.
+    Update {
+        #[arg(long)]
+        slug: String,
+        #[command(flatten)]
+        options: OrgOptions,
+    },
+    /// Deletes an organization; its members stay users, without an organization.
+    Delete {
+        #[arg(long)]
+        slug: String,
+    },
+}
+
+#[derive(clap::Args)]
+pub struct SlugEmail {
+    #[arg(long)]
+    pub slug: String,
+    #[arg(long)]
+    pub email: String,
 }
 
 #[derive(Subcommand)]

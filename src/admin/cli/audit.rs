@@ -3,7 +3,7 @@
 use super::Out;
 use super::args::{AuditArgs, Format};
 use crate::admin::ops::{OpError, Ops};
-use crate::audit::display;
+use crate::audit::{display, display_target};
 use serde_json::{Value, json};
 
 pub async fn execute(ops: &Ops<'_>, a: AuditArgs) -> Result<Out, OpError> {
@@ -24,7 +24,7 @@ pub async fn execute(ops: &Ops<'_>, a: AuditArgs) -> Result<Out, OpError> {
         .map(|r| {
             json!({
                 "id": r.id, "time": crate::audit::format_time(r.at), "actor": display(r, viewer), "action": r.action,
-                "target": r.target, "outcome": r.outcome, "ip": r.ip,
+                "target": display_target(r, viewer), "outcome": r.outcome, "ip": r.ip,
                 "details": serde_json::from_str::<Value>(&r.details).unwrap_or(Value::Null),
             })
         })
@@ -41,7 +41,7 @@ pub async fn execute(ops: &Ops<'_>, a: AuditArgs) -> Result<Out, OpError> {
                     r.action,
                     r.outcome,
                     display(r, viewer),
-                    r.target,
+                    display_target(r, viewer),
                     r.details
                 )
             })

@@ -4,6 +4,7 @@
 mod args;
 mod audit;
 mod mail;
+mod org;
 mod role;
 mod seats;
 mod session;
@@ -56,6 +57,11 @@ fn user_json(u: &UserDetail) -> Value {
         "failed_attempts": u.failed_attempts,
         "locked_until": u.locked_until.map(|t| if t == i64::MAX { "manual unlock".to_string() } else { crate::audit::format_time(t) }),
         "roles": u.grants.iter().map(|g| json!({"role": g.role, "app": g.app, "seat": g.seat})).collect::<Vec<_>>(),
+        "org": u.org.as_ref().map(|o| json!({
+            "slug": o.slug,
+            "name": o.name,
+            "roles": o.grants.iter().map(|g| json!({"role": g.role, "app": g.app, "seat": g.seat})).collect::<Vec<_>>(),
+        })),
         "sessions": u.sessions,
         "created_at": crate::audit::format_time(u.created_at),
     })
@@ -79,6 +85,7 @@ async fn execute(base: &Base, cmd: AdminCommand) -> Result<Out, OpError> {
     };
     match cmd {
         AdminCommand::User(c) => user::execute(&ops, c).await,
+        AdminCommand::Org(c) => org::execute(&ops, c).await,
         AdminCommand::Role(c) => role::execute(&ops, c).await,
         AdminCommand::Grant(g) => role::grant(&ops, g, true).await,
         AdminCommand::Revoke(g) => role::grant(&ops, g, false).await,

@@ -32,17 +32,27 @@ pub async fn execute(ops: &Ops<'_>, cmd: RoleCommand) -> Result<Out, OpError> {
     })
 }
 
-/// `grant` (`add`) or `revoke` a role.
+/// `grant` (`add`) or `revoke` a role, of a user or (`--org`) an organization.
 pub async fn grant(ops: &Ops<'_>, g: GrantArgs, add: bool) -> Result<Out, OpError> {
-    let changed = ops.set_grant(&g.user, &g.role, &g.app, add).await?;
+    let user = match (&g.user, &g.org) {
+        (Some(user), None) => user.clone(),
+        (None, Some(org)) => return super::org::grant(ops, org, &g.role, &g.app, add).await,
+        // clap's argument group allows exactly one of the two.
+        _ => {
+            return Err(OpError::Invalid(
+                "give exactly one of --user and --org".into(),
+            ));
+        }
+    };
+    let changed = ops.set_grant(&user, &g.role, &g.app, add).await?;
     let text = match (add, changed) {
-        (true, true) => format!("granted {} on {} to {}", g.role, g.app, g.user),
-        (true, false) => format!("{} already has {} on {}", g.user, g.role, g.app),
-        (false, true) => format!("revoked {} on {} from {}", g.role, g.app, g.user),
-        (false, false) => format!("{} did not have {} on {}", g.user, g.role, g.app),
+        (true, true) => format!("granted {} on {} to {user}", g.role, g.app),
+        (true, false) => format!("{user} already has {} on {}", g.role, g.app),
+        (false, true) => format!("revoked {} on {} from {user}", g.role, g.app),
+        (false, false) => format!("{user} did not have {} on {}", g.role, g.app),
     };
     Ok(Out {
         text,
-        json: json!({ "user": g.user, "role": g.role, "app": g.app, "changed": changed }),
+        json: json!({ "user": user, "role": g.role, "app": g.app, "changed": changed }),
     })
 }

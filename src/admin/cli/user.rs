@@ -41,8 +41,12 @@ pub async fn execute(ops: &Ops<'_>, cmd: UserCommand) -> Result<Out, OpError> {
             let mut list = Vec::new();
             let mut text = String::new();
             for u in &users {
+                let org = match &u.org {
+                    Some(o) => format!(" org={}", o.slug),
+                    None => String::new(),
+                };
                 text.push_str(&format!(
-                    "{:<40} {:<13} mfa={:<5} roles={}\n",
+                    "{:<40} {:<13} mfa={:<5} roles={}{org}\n",
                     u.email,
                     u.status,
                     u.mfa,
@@ -90,10 +94,17 @@ pub async fn execute(ops: &Ops<'_>, cmd: UserCommand) -> Result<Out, OpError> {
             }
         }
         UserCommand::ResetMfa(a) => {
-            let (u, r) = ops.reset_mfa(&a.email).await?;
+            let admin = crate::directory::FullAdmin::operator();
+            let (u, r, left) = ops.reset_mfa(&admin, &a.email).await?;
+            let out_of = match &left {
+                Some(slug) => format!(
+                    "; removed from organization {slug} (grant their access again to restore it)"
+                ),
+                None => String::new(),
+            };
             Out {
-                text: format!("reset MFA of {}; {}", u.email, revoked_text(&r)),
-                json: json!({ "email": u.email, "mfa": false, "revoked": r }),
+                text: format!("reset MFA of {}; {}{out_of}", u.email, revoked_text(&r)),
+                json: json!({ "email": u.email, "mfa": false, "revoked": r, "left_org": left }),
             }
         }
         UserCommand::SetTempPassword {

@@ -6,6 +6,7 @@
 //! derefs to its `Base`).
 
 mod mail;
+mod orgs;
 mod roles;
 mod seats;
 mod sessions;
@@ -14,10 +15,11 @@ mod trail;
 mod users;
 
 pub use mail::MailTest;
+pub use orgs::{MemberDetail, OrgChanges, OrgDetail, OrgEffects};
 pub use seats::SeatDay;
 pub use sessions::SessionSummary;
 pub use trail::AuditTrail;
-pub use users::{UserDetail, generate_temp_password};
+pub use users::{UserDetail, UserOrg, generate_temp_password};
 
 use crate::audit::{self, Actor, Viewer};
 use crate::core::Base;
@@ -122,8 +124,12 @@ impl Ops<'_> {
         if !UserStatus::is_active(&user.status) {
             return Ok(());
         }
-        let grants = self.base.store.grants_of(&user.id).await?;
-        if directory::is_full_admin(directory::Grants::of_user(&grants))
+        let held = self
+            .base
+            .store
+            .holdings(&user.id, user.org_id.as_deref())
+            .await?;
+        if directory::is_full_admin(directory::Holdings::from_rows(held).grants())
             && self.base.store.count_admins().await? <= 1
         {
             return Err(OpError::Conflict(format!(
@@ -131,6 +137,44 @@ impl Ops<'_> {
                  another person the admin role for every app (gatehouse admin grant --user E \
                  --role admin)",
                 user.email
+            )));
+        }
+        Ok(())
+    }
+
+    /// Clears the cached access of these users everywhere: every invalidation is published,
+    /// then the last one awaited (up to 3 s). Returns the instances still behind.
+    async fn invalidate_users(&self, ids: &[String]) -> OpResult<i64> {
+        let mut last = None;
+        for id in ids {
+            last = Some(self.base.invalidate(Invalidate::User(id.clone())).await?);
+        }
+        match last {
+            Some(id) => {
+                Ok(
+                    revocation::await_instances(&self.base.store, id, Duration::from_secs(3))
+                        .await?,
+                )
+            }
+            None => Ok(0),
+        }
+    }
+
+    /// A grant of `role` on `app` may be made: the role exists and the app is configured (or
+    /// is `*`, every app). SPEC: grants naming an app that is not configured are refused.
+    async fn grantable(&self, option: &str, role: &str, app: &str) -> OpResult<()> {
+        self.role_exists(role).await?;
+        let apps = &self.base.config.apps;
+        if app != "*" && !apps.iter().any(|a| a.id == app) {
+            let known: Vec<&str> = apps.iter().map(|a| a.id.as_str()).collect();
+            return Err(OpError::Invalid(format!(
+                "{option}: no app {app:?} is configured (configured: {}); grants naming an app \
+                 that is not configured are refused",
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                }
             )));
         }
         Ok(())

@@ -42,10 +42,15 @@ impl Ops<'_> {
         grant: bool,
     ) -> OpResult<bool> {
         let user = self.user(email).await?;
-        self.role_exists(role).await?;
-        if !grant && role == directory::ADMIN_ROLE && app == "*" {
-            self.keep_a_full_admin(&user, "stripped of the admin role")
-                .await?;
+        if grant {
+            self.grantable("--app", role, app).await?;
+        } else {
+            // A grant for an app since removed from the config can still be revoked.
+            self.role_exists(role).await?;
+            if role == directory::ADMIN_ROLE && app == "*" {
+                self.keep_a_full_admin(&user, "stripped of the admin role")
+                    .await?;
+            }
         }
         let now = store::now();
         let changed = if grant {

@@ -29,14 +29,9 @@ impl Ops<'_> {
                 let Some(u) = self.base.store.user_by_email(&normalize_email(e)).await? else {
                     return Err(OpError::Invalid(format!("--as: no user {}", e.trim())));
                 };
-                let grants = self.base.store.grants_of(&u.id).await?;
-                if directory::FullAdmin::check(
-                    &u.id,
-                    &u.status,
-                    directory::Grants::of_user(&grants),
-                )
-                .is_some()
-                {
+                let held = self.base.store.holdings(&u.id, u.org_id.as_deref()).await?;
+                let held = directory::Holdings::from_rows(held);
+                if directory::FullAdmin::check(&u.id, &u.status, held.grants()).is_some() {
                     Viewer::FullAdmin
                 } else {
                     Viewer::Other

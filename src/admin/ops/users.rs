@@ -17,8 +17,8 @@ impl Ops<'_> {
                 "--email: {email:?} is not an email address"
             )));
         }
-        for (role, _) in roles {
-            self.role_exists(role).await?;
+        for (role, app) in roles {
+            self.grantable("--role", role, app).await?;
         }
         let hash = match password {
             Some(p) => {
@@ -57,20 +57,32 @@ impl Ops<'_> {
                     "a user with email {email} already exists"
                 )));
             }
+            // An organization's own address can never sign in, so no account may have it.
+            Err(StoreError::Clash(c)) => {
+                return Err(OpError::Conflict(format!(
+                    "--email: {c}, which can never be used to sign in"
+                )));
+            }
             other => other?,
         }
         for (role, app) in roles {
             self.base.store.grant(&id, role, app, now).await?;
         }
         let roles_json: Vec<String> = roles.iter().map(|(r, a)| format!("{r}@{a}")).collect();
+        let user = self.user(email).await?;
+        // A listed address joins its organization as the account is made.
+        let org = match &user.org_id {
+            Some(id) => self.base.store.org_by_id(id).await?.map(|o| o.slug),
+            None => None,
+        };
         self.audit(
             "user.create",
             email,
             Some(&id),
-            json!({ "after": { "email": email, "name": name.trim(), "status": UserStatus::Active.as_str(), "roles": roles_json, "password_set": password.is_some() } }),
+            json!({ "after": { "email": email, "name": name.trim(), "status": UserStatus::Active.as_str(), "roles": roles_json, "password_set": password.is_some(), "org": org } }),
         )
         .await;
-        self.user(email).await
+        Ok(user)
     }
 
     pub async fn set_status(
@@ -119,9 +131,22 @@ impl Ops<'_> {
         self.user(email).await
     }
 
-    pub async fn reset_mfa(&self, email: &str) -> OpResult<(UserRow, Revoked)> {
+    /// Removes the second factor and ends every session. An organization member also leaves
+    /// their organization (SPEC: Organization rules): off its member list and no longer
+    /// belonging, so an administrator must grant their access again. Only a full access
+    /// administrator may do this (SPEC names resetting a member's MFA among their tasks).
+    pub async fn reset_mfa(
+        &self,
+        _admin: &directory::FullAdmin,
+        email: &str,
+    ) -> OpResult<(UserRow, Revoked, Option<String>)> {
         let user = self.user(email).await?;
         self.base.store.clear_mfa(&user.id, store::now()).await?;
+        let left = self
+            .base
+            .store
+            .leave_org(&user.id, &user.email_normalized, store::now())
+            .await?;
         let revoked = self.end_sessions(&user, "mfa_reset").await?;
         self.audit(
             "mfa.reset",
@@ -130,7 +155,20 @@ impl Ops<'_> {
             json!({ "before": { "totp": user.totp_secret.is_some() }, "after": { "totp": false }, "sessions_ended": revoked.sessions }),
         )
         .await;
-        Ok((self.user(email).await?, revoked))
+        let left = match left {
+            Some(org_id) => self.base.store.org_by_id(&org_id).await?.map(|o| o.slug),
+            None => None,
+        };
+        if let Some(slug) = &left {
+            self.audit(
+                "org.member.remove",
+                slug,
+                Some(&user.id),
+                json!({ "email": user.email_normalized, "reason": "mfa_reset" }),
+            )
+            .await;
+        }
+        Ok((self.user(email).await?, revoked, left))
     }
 
     /// Sets a temporary password that must be changed at the next sign-in; ends all sessions.
@@ -208,6 +246,17 @@ impl Ops<'_> {
             failed_attempts: u.failed_count,
             locked_until: u.locked_until.filter(|t| *t > now),
             grants: self.base.store.grants_of(&u.id).await?,
+            org: match &u.org_id {
+                Some(id) => match self.base.store.org_by_id(id).await? {
+                    Some(o) => Some(UserOrg {
+                        grants: self.base.store.org_grants(&o.id).await?,
+                        slug: o.slug,
+                        name: o.name,
+                    }),
+                    None => None,
+                },
+                None => None,
+            },
             sessions: self.base.store.list_sessions(Some(&u.id), now).await?.len(),
             created_at: u.created_at,
         })
@@ -241,10 +290,21 @@ pub struct UserDetail {
     pub failed_attempts: i64,
     /// Only while the lock holds; `i64::MAX` = until an administrator unlocks.
     pub locked_until: Option<i64>,
+    /// The user's own grants.
     pub grants: Vec<GrantRow>,
+    /// The organization they belong to, with the grants they hold through it.
+    pub org: Option<UserOrg>,
     /// Live sessions.
     pub sessions: usize,
     pub created_at: i64,
+}
+
+/// A user's organization as [`Ops::describe`] shows it.
+#[derive(Debug, Clone)]
+pub struct UserOrg {
+    pub slug: String,
+    pub name: String,
+    pub grants: Vec<GrantRow>,
 }
 
 fn crypto_suffix(id: &str) -> String {

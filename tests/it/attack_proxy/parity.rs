@@ -16,6 +16,8 @@ fn hostile() -> Vec<(&'static str, &'static str, Vec<&'static str>)> {
                 "X-Gatehouse-Seat: modify",
                 "x_gatehouse_assertion: forged",
                 "X-GATEHOUSE-ROLES: admin",
+                "X-Gatehouse-Org: evil",
+                "x_gatehouse_ORG: evil",
                 "Remote_User: evil",
                 "X-Forwarded-User: evil",
             ],
@@ -85,14 +87,31 @@ fn hostile() -> Vec<(&'static str, &'static str, Vec<&'static str>)> {
 /// Each hostile request of one table (spoofed identity in odd case and with `_`, look-alike
 /// framing, `Connection`-listed gateway headers, client address headers, forwarding claims,
 /// dot segments and encodings in the path, a fragment, gateway cookies in `Cookie`, an h2c
-/// upgrade, a second `Host`, malformed header lines) is sent by a `modify@crm` user as HTTP/1.1
-/// (fast path) and as HTTP/1.0 (hyper). Must hold: the upstream gets the same method, target
-/// and multiset of header lines (names lower-cased, values exact) from both — or both give the
-/// same refusal and the upstream gets nothing. Every difference is listed, none hidden.
+/// upgrade, a second `Host`, malformed header lines) is sent by a `modify@crm` user who is a
+/// member of organization `acme` (so every identity header is sent, `X-Gatehouse-Org` too) as
+/// HTTP/1.1 (fast path) and as HTTP/1.0 (hyper). Must hold: the upstream gets the same
+/// method, target and multiset of header lines (names lower-cased, values exact) from both —
+/// or both give the same refusal and the upstream gets nothing — and every forwarded request
+/// carries the gateway's `x-gatehouse-org: acme` exactly once. Every difference is listed,
+/// none hidden.
 #[tokio::test]
 async fn the_fast_path_and_hyper_forward_the_same_bytes_or_refuse_alike() {
     let upstream = echo_target();
     let server = crm_server(&upstream);
+    server.admin_ok(&[
+        "org",
+        "create",
+        "--slug",
+        "acme",
+        "--name",
+        "Acme",
+        "--email",
+        "it@acme.example",
+        "--access-by",
+        "email",
+        "--member",
+        "parity@example.com",
+    ]);
     let cookie = cookie_of(&server, "parity@example.com", &["modify@crm"]).await;
     let mut differences = Vec::new();
     let mut forwarded = 0;
@@ -112,6 +131,18 @@ async fn the_fast_path_and_hyper_forward_the_same_bytes_or_refuse_alike() {
                 forwarded += 1;
                 let mut fl = lines(f);
                 let mut ol = lines(o);
+                for (via, l) in [("fast path", &fl), ("HTTP/1.0", &ol)] {
+                    let orgs: Vec<&str> = l
+                        .iter()
+                        .filter(|(n, _)| n.replace('_', "-") == "x-gatehouse-org")
+                        .map(|(_, v)| v.as_str())
+                        .collect();
+                    if orgs != ["acme"] {
+                        differences.push(format!(
+                            "{what} ({target}) over the {via}: organization headers {orgs:?}"
+                        ));
+                    }
+                }
                 fl.sort();
                 ol.sort();
                 let only = |a: &[(String, String)], b: &[(String, String)]| {
