@@ -31,6 +31,16 @@ pub enum Command {
     Admin(AdminArgs),
     /// Write a self-signed certificate and key for local HTTPS (`[server.tls]`).
     DevCert(DevCertArgs),
+    /// Print a new master key (32 random bytes, base64), or write it to a file readable by
+    /// the owner only (`secrets.master_key_file`).
+    MasterKey(MasterKeyArgs),
+}
+
+#[derive(Args)]
+pub struct MasterKeyArgs {
+    /// Write the key to this new file (mode 0600) instead of printing it.
+    #[arg(long)]
+    pub file: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -140,6 +150,44 @@ pub fn run() -> ExitCode {
                 Err(e) => {
                     eprintln!("error: {e}");
                     ExitCode::FAILURE
+                }
+            }
+        }
+        Command::MasterKey(a) => {
+            let key = base64::Engine::encode(
+                &base64::engine::general_purpose::STANDARD,
+                crate::crypto::random_bytes::<32>(),
+            );
+            match a.file {
+                None => {
+                    println!("{key}");
+                    ExitCode::SUCCESS
+                }
+                Some(path) => {
+                    let mut opts = std::fs::OpenOptions::new();
+                    opts.write(true).create_new(true);
+                    #[cfg(unix)]
+                    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+                    match opts
+                        .open(&path)
+                        .and_then(|mut f| std::io::Write::write_all(&mut f, key.as_bytes()))
+                    {
+                        Ok(()) => {
+                            println!(
+                                "wrote a new master key to {} (owner-only); use it with\n[secrets]\nmaster_key_file = \"{}\"",
+                                path.display(),
+                                path.display()
+                            );
+                            ExitCode::SUCCESS
+                        }
+                        Err(e) => {
+                            eprintln!(
+                                "error: cannot create {}: {e} (an existing key file is never replaced)",
+                                path.display()
+                            );
+                            ExitCode::from(2)
+                        }
+                    }
                 }
             }
         }

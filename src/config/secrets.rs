@@ -29,7 +29,7 @@ pub fn decode_master_key(text: &str) -> Option<Vec<u8>> {
 }
 
 pub(super) fn read_secrets(s: &Section) -> SecretsConfig {
-    const HINT: &str = "must be at least 32 random bytes, base64-encoded (generate one with `openssl rand -base64 32`)";
+    const HINT: &str = "must be at least 32 random bytes, base64-encoded (generate one with `gatehouse master-key`)";
     let create = s.bool("create_if_missing", false);
     let file = s
         .table_has("master_key_file")

@@ -82,6 +82,14 @@ fn the_shipped_configs_are_valid() {
                 ("GATEHOUSE_DATABASE_URL", "postgres://u@db/gatehouse"),
             ],
         ),
+        (
+            "deploy/compose.toml",
+            vec![
+                ("GATEHOUSE_MASTER_KEY", MASTER_KEY),
+                ("GATEHOUSE_DATABASE_URL", "postgres://u@db/gatehouse"),
+                ("GATEHOUSE_SERVER__PUBLIC_URL", "http://localhost:8080"),
+            ],
+        ),
     ] {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
         let out = Command::new(BIN)
@@ -360,4 +368,95 @@ fn no_secrets_checks_everything_but_the_secrets_values() {
     let (ok, out) = check_with("[server]\n", &[], &["--no-secrets"]);
     assert!(!ok);
     assert!(out.contains("secrets.master_key: required"), "{out}");
+}
+
+/// The Kubernetes ConfigMap embeds `deploy/gatehouse.toml` exactly (indented by four spaces).
+#[test]
+fn the_kubernetes_configmap_carries_exactly_the_deploy_config() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let cm = std::fs::read_to_string(root.join("deploy/kubernetes/configmap.yaml")).unwrap();
+    let toml = std::fs::read_to_string(root.join("deploy/gatehouse.toml")).unwrap();
+    let marker = "  gatehouse.toml: |\n";
+    let at = cm
+        .find(marker)
+        .expect("a gatehouse.toml key in the ConfigMap")
+        + marker.len();
+    let embedded: String = cm[at..]
+        .lines()
+        .map(|l| l.strip_prefix("    ").unwrap_or(l))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_eq!(
+        embedded, toml,
+        "deploy/kubernetes/configmap.yaml has drifted from deploy/gatehouse.toml"
+    );
+    // And the ConfigMap's file is what a pod gets: it passes check-config.
+    let dir = TempDir::new();
+    std::fs::write(dir.path("cm.toml"), &embedded).unwrap();
+    let out = Command::new(BIN)
+        .arg("--config")
+        .arg(dir.path("cm.toml"))
+        .args(["check-config", "--no-secrets"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn master_key_prints_or_writes_a_fresh_private_key() {
+    let a = Command::new(BIN).arg("master-key").output().unwrap();
+    let b = Command::new(BIN).arg("master-key").output().unwrap();
+    assert!(a.status.success() && b.status.success());
+    let (a, b) = (
+        String::from_utf8(a.stdout).unwrap(),
+        String::from_utf8(b.stdout).unwrap(),
+    );
+    assert_ne!(a, b);
+    let key = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, a.trim()).unwrap();
+    assert_eq!(key.len(), 32);
+    let dir = TempDir::new();
+    let path = dir.path("master.key");
+    let out = Command::new(BIN)
+        .args(["master-key", "--file"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+    // A config using it is valid; an existing key file is never replaced.
+    std::fs::write(
+        dir.path("g.toml"),
+        format!("[secrets]\nmaster_key_file = \"{}\"\n", path.display()),
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .arg("--config")
+        .arg(dir.path("g.toml"))
+        .arg("check-config")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let before = std::fs::read(&path).unwrap();
+    let again = Command::new(BIN)
+        .args(["master-key", "--file"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    assert_eq!(std::fs::read(&path).unwrap(), before);
 }
