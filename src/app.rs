@@ -16,8 +16,44 @@ use std::sync::Arc;
 use std::time::Duration;
 use tower_http::set_header::SetResponseHeaderLayer;
 
-async fn not_found() -> crate::error::AppError {
-    crate::error::AppError::NotFound
+/// Nothing here. A request from this machine for a host that is neither the gateway's nor an
+/// app's is told which hosts are configured (the usual first-hour slip: `127.0.0.1` for an app
+/// on `localhost`); anyone else learns nothing about the configuration.
+async fn not_found(
+    axum::extract::State(core): axum::extract::State<AppState>,
+    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
+    headers: axum::http::HeaderMap,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let local = peer.ip().is_loopback();
+    let known = host == core.config.public_host() || core.config.is_app_host(&host);
+    if !local || known {
+        return crate::error::AppError::NotFound.into_response();
+    }
+    let mut hosts = vec![format!(
+        "{} (this gateway's public URL)",
+        core.config.public_host()
+    )];
+    hosts.extend(
+        core.config
+            .apps
+            .iter()
+            .map(|a| format!("{}{} (app {})", a.host, a.path_prefix, a.id)),
+    );
+    crate::error::render(
+        StatusCode::NOT_FOUND,
+        crate::web::request::accepts_html(&headers),
+        &format!(
+            "No app is configured for the host {host:?}. This gateway answers for: {}. (Shown \
+             only to requests from this machine.)",
+            hosts.join("; ")
+        ),
+    )
 }
 
 /// What the routers' handlers take their state from: the shared core, and the proxy's state

@@ -58,7 +58,7 @@ fn enroll_page(
         },
         "enroll.html",
         minijinja::context! {
-            rd => rd, secret => secret, otpauth_uri => uri, qr_svg => qr,
+            rd => rd, secret => secret, secret_groups => groups_of_four(secret), otpauth_uri => uri, qr_svg => qr,
             required => stage == Stage::MfaEnroll, error => error,
         },
     ))
@@ -164,4 +164,14 @@ pub async fn post_enroll(
         r.headers_mut().append(axum::http::header::SET_COOKIE, v);
     }
     Ok(r)
+}
+
+/// The key as people type it: groups of four (`ABCD EFGH …`).
+fn groups_of_four(secret: &str) -> String {
+    secret
+        .as_bytes()
+        .chunks(4)
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect::<Vec<_>>()
+        .join(" ")
 }

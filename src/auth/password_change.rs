@@ -63,6 +63,9 @@ pub struct ChangeForm {
     password: String,
     #[serde(default)]
     new_password: String,
+    /// The new password typed a second time (the page asks for it; a client that posts
+    /// `new_password` alone, as the contract allows, is not held to it).
+    new_password_confirm: Option<String>,
     #[serde(default)]
     rd: String,
 }
@@ -99,6 +102,19 @@ pub async fn post_change(
             &f.rd,
             Some("The current password is not correct."),
             StatusCode::UNAUTHORIZED,
+        ));
+    }
+    if f.new_password_confirm
+        .as_deref()
+        .is_some_and(|again| again != f.new_password)
+    {
+        return Ok(change_page(
+            &core,
+            &headers,
+            forced,
+            &f.rd,
+            Some("The two new passwords are not the same. Type the new password twice."),
+            StatusCode::UNPROCESSABLE_ENTITY,
         ));
     }
     if let Some(msg) = policy_refusal(&core, &f.new_password, &user.email) {

@@ -172,3 +172,79 @@ fn the_last_full_access_administrator_cannot_be_removed() {
     server.admin_ok(&["user", "unblock", "--email", "root@example.com"]);
     server.admin_ok(&["user", "delete", "--email", "second@example.com"]);
 }
+
+#[tokio::test]
+async fn whoami_is_a_page_for_people_and_json_for_programs() {
+    let server = Server::start_with(Options {
+        sections:
+            "[[app]]\nid = \"whoami\"\nhost = \"127.0.0.1:{PORT}\"\npath_prefix = \"/whoami/\"\n\
+                   upstream = \"builtin:whoami\"\nallow_roles = [\"*\"]\n"
+                .into(),
+        ..Default::default()
+    });
+    let mut b = signed_in(&server, "zoe@example.com", &["limited"]).await;
+    let page = b.get("/whoami/").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(
+        page.body.starts_with("<!doctype html><html lang=\"en\">"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("<title>Who am I"), "{}", page.body);
+    assert!(page.body.contains("zoe@example.com"), "{}", page.body);
+    assert!(
+        page.body.contains("&quot;aud&quot;: &quot;whoami&quot;"),
+        "claims decoded: {}",
+        page.body
+    );
+    assert!(
+        page.body.contains("href=\"/.gatehouse/logout\""),
+        "{}",
+        page.body
+    );
+    let api = reqwest::Client::new()
+        .get(format!("{}/whoami/", server.base))
+        .header("cookie", b.cookie_header())
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(api.status(), 200);
+    let v: serde_json::Value = api.json().await.unwrap();
+    assert_eq!(v["app"], "whoami");
+    assert_eq!(v["headers"]["x-gatehouse-email"], "zoe@example.com");
+}
+
+#[tokio::test]
+async fn a_host_with_no_app_is_told_which_hosts_are_configured_when_asked_from_this_machine() {
+    let server = Server::start_with(Options {
+        sections:
+            "[[app]]\nid = \"whoami\"\nhost = \"localhost:{PORT}\"\npath_prefix = \"/whoami/\"\n\
+                   upstream = \"builtin:whoami\"\nallow_roles = [\"*\"]\n"
+                .into(),
+        ..Default::default()
+    });
+    let r = reqwest::Client::new()
+        .get(format!("{}/whoami/", server.base))
+        .header("host", format!("elsewhere.test:{}", server.port))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let body = r.text().await.unwrap();
+    assert!(body.contains("No app is configured for the host"), "{body}");
+    assert!(
+        body.contains(&format!(
+            "localhost:{}&#x2f;whoami&#x2f; (app whoami)",
+            server.port
+        )) || body.contains(&format!("localhost:{}/whoami/ (app whoami)", server.port)),
+        "{body}"
+    );
+    // On a known host, a missing page is just that.
+    let r = reqwest::get(format!("{}/no-such-page", server.base))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    assert!(!r.text().await.unwrap().contains("answers for"));
+}

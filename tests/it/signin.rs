@@ -41,6 +41,18 @@ async fn enrol(b: &mut Browser) -> (String, Vec<String>) {
     );
     assert!(page.body.contains("<svg"), "no QR code");
     let secret = enrolment_secret(&page.body);
+    // Shown to people in groups of four, which authenticator apps accept as typed.
+    let grouped: Vec<String> = secret
+        .as_bytes()
+        .chunks(4)
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect();
+    assert!(
+        page.body
+            .contains(&format!("<code class=\"key\">{}</code>", grouped.join(" "))),
+        "key not grouped in fours: {}",
+        page.body
+    );
     let r = b
         .post(
             "/mfa/enroll",
@@ -475,10 +487,32 @@ async fn temporary_password_must_be_changed_at_next_sign_in() {
         .await;
     assert_eq!(common.status, 422);
     assert!(common.body.contains("common"), "{}", common.body);
+    // The page asks twice; two different entries change nothing.
+    let page = b.get("/password/change").await;
+    assert!(
+        page.body.contains("name=\"new_password_confirm\""),
+        "{}",
+        page.body
+    );
+    let typo = b
+        .submit(
+            "/password/change",
+            &[
+                ("new_password", "Another-Good-Pass-42"),
+                ("new_password_confirm", "Another-Good-Pass-24"),
+            ],
+        )
+        .await;
+    assert_eq!(typo.status, 422);
+    assert!(typo.body.contains("not the same"), "{}", typo.body);
+    assert_eq!(b.get("/").await.status, 303, "still not changed");
     let r = b
         .submit(
             "/password/change",
-            &[("new_password", "Another-Good-Pass-42")],
+            &[
+                ("new_password", "Another-Good-Pass-42"),
+                ("new_password_confirm", "Another-Good-Pass-42"),
+            ],
         )
         .await;
     assert_eq!(r.status, 303, "{}", r.body);
