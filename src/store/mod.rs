@@ -9,6 +9,7 @@ mod mail;
 mod roles;
 mod seats;
 mod sessions;
+mod sso;
 mod tokens;
 mod users;
 
@@ -19,6 +20,7 @@ pub use mail::MailRow;
 pub use roles::{GrantRow, RoleRow};
 pub use seats::{SeatGrant, SeatRow, UsageRow};
 pub use sessions::SessionRow;
+pub use sso::{IdentityRow, InvitationRow, SsoStateRow};
 pub use tokens::ApiTokenRow;
 pub use users::{NewUser, UserRow};
 
