@@ -57,6 +57,8 @@ const ALLOWED_ALGS: [CoreJwsSigningAlgorithm; 9] = [
 /// A token issued more than this far in the future (clock skew) or the past is refused.
 const IAT_SKEW: i64 = 300;
 const IAT_MAX_AGE: i64 = 3600;
+/// How our `iat` check marks its refusal (the crate reports it as `Expired`).
+const IAT_OUT_OF_RANGE: &str = "iat out of range";
 
 /// The personal-accounts directory of Entra ID: not an organization.
 const MSA_TENANT: &str = "9188040d-6c67-4c5b-b112-36a304b66dad";
@@ -199,6 +201,7 @@ fn classify(e: &ClaimsVerificationError) -> &'static str {
     match e {
         ClaimsVerificationError::InvalidIssuer(_) => "id_token_issuer",
         ClaimsVerificationError::InvalidAudience(_) => "id_token_audience",
+        ClaimsVerificationError::Expired(m) if m.starts_with(IAT_OUT_OF_RANGE) => "id_token_iat",
         ClaimsVerificationError::Expired(_) => "id_token_expired",
         ClaimsVerificationError::InvalidNonce(_) => "id_token_nonce",
         ClaimsVerificationError::SignatureVerification(_) => "id_token_signature",
@@ -250,7 +253,7 @@ pub async fn verify(
     .set_issue_time_verifier_fn(move |iat| {
         let t = iat.timestamp();
         if t > now + IAT_SKEW || t < now - IAT_MAX_AGE {
-            Err(format!("issued at {t}, now {now}"))
+            Err(format!("{IAT_OUT_OF_RANGE}: issued at {t}, now {now}"))
         } else {
             Ok(())
         }

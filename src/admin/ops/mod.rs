@@ -5,6 +5,7 @@
 //! hashing and revocation publisher — so the CLI opens nothing more (a server's `Core`
 //! derefs to its `Base`).
 
+mod invitations;
 mod mail;
 mod roles;
 mod seats;
@@ -13,6 +14,7 @@ mod tokens;
 mod trail;
 mod users;
 
+pub use invitations::{Invitation, PendingInvitation};
 pub use mail::MailTest;
 pub use seats::SeatDay;
 pub use sessions::SessionSummary;

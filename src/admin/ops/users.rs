@@ -209,6 +209,7 @@ impl Ops<'_> {
             locked_until: u.locked_until.filter(|t| *t > now),
             grants: self.base.store.grants_of(&u.id).await?,
             sessions: self.base.store.list_sessions(Some(&u.id), now).await?.len(),
+            identities: self.base.store.identities_of(&u.id).await?,
             created_at: u.created_at,
         })
     }
@@ -244,6 +245,8 @@ pub struct UserDetail {
     pub grants: Vec<GrantRow>,
     /// Live sessions.
     pub sessions: usize,
+    /// Linked upstream identities (provider, subject).
+    pub identities: Vec<store::IdentityRow>,
     pub created_at: i64,
 }
 
