@@ -27,4 +27,5 @@ mod schema;
 mod seats;
 mod signin;
 mod sso;
+mod sso_microsoft;
 mod tls;

@@ -647,3 +647,126 @@ pub async fn query_strings(server: &Server, sql: &str) -> Vec<String> {
     pool.close().await;
     rows.into_iter().map(|r| r.0).collect()
 }
+
+#[tokio::test]
+async fn invitations_on_the_cli_are_checked_listed_and_revoked() {
+    let idp = Idp::start();
+    let server = start(&provider(&idp, "corp", "oidc", false));
+    let refused = |args: &[&str], says: &str| {
+        let out = server.admin(args);
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(!out.status.success(), "{args:?} accepted");
+        assert!(err.contains(says), "{args:?}: {err}");
+    };
+    refused(
+        &["invite", "--email", "a@acme.test", "--provider", "nope"],
+        "--provider",
+    );
+    refused(
+        &["invite", "--email", "a@acme.test", "--role", "no-such-role"],
+        "no-such-role",
+    );
+    refused(
+        &[
+            "invite",
+            "--email",
+            "a@acme.test",
+            "--role",
+            "limited@no-such-app",
+        ],
+        "no-such-app",
+    );
+    refused(&["invite", "--email", "not-an-address"], "--email");
+    refused(&["invite"], "--email");
+    // Nothing was created by the refusals.
+    assert!(!server.admin_ok(&["user", "list"]).contains("a@acme.test"));
+
+    let first = server.admin_ok(&[
+        "--json",
+        "invite",
+        "--email",
+        "a@acme.test",
+        "--provider",
+        "corp",
+    ]);
+    let first: Value = serde_json::from_str(&first).unwrap();
+    assert_eq!(first["mailed"], false);
+    let second = server.admin_ok(&[
+        "--json",
+        "invite",
+        "--email",
+        "A@acme.test ",
+        "--role",
+        "limited",
+        "--provider",
+        "corp",
+    ]);
+    let second: Value = serde_json::from_str(&second).unwrap();
+    assert_eq!(first["user_id"], second["user_id"], "the user is reused");
+    assert_ne!(first["link"], second["link"]);
+    // Only the hash of the link's token is stored.
+    let token = query_param(second["link"].as_str().unwrap(), "token").unwrap();
+    let stored = query_strings(&server, "SELECT token_hash FROM invitations").await;
+    assert_eq!(stored.len(), 2);
+    assert!(stored.iter().all(|h| !h.contains(&token)));
+    let list = server.admin_ok(&["invite", "list"]);
+    assert!(
+        list.contains("a@acme.test") && list.contains("1 pending"),
+        "{list}"
+    );
+    let show: Value = serde_json::from_str(&server.admin_ok(&[
+        "--json",
+        "user",
+        "show",
+        "--email",
+        "a@acme.test",
+    ]))
+    .unwrap();
+    assert_eq!(show["status"], "invited");
+    assert_eq!(show["roles"][0]["role"], "limited");
+
+    server.admin_ok(&["invite", "revoke", "--email", "a@acme.test"]);
+    assert!(server.admin_ok(&["invite", "list"]).contains("0 pending"));
+    refused(
+        &["invite", "revoke", "--email", "a@acme.test"],
+        "no pending invitation",
+    );
+    // A revoked invitation links nothing.
+    idp.next(Next::claims(
+        json!({"sub": "a-1", "email": "a@acme.test", "email_verified": true}),
+    ));
+    assert_eq!(sso(&mut server.browser(), "corp", "/").await.status, 403);
+    let audit = server.admin_ok(&["audit", "--format", "json"]);
+    assert!(audit.contains("invitation.create") && audit.contains("invitation.revoke"));
+    assert!(
+        !audit.contains(&token),
+        "the link's token reached the audit trail"
+    );
+}
+
+#[tokio::test]
+async fn an_unreachable_provider_is_a_502_page_with_the_cause_only_in_the_log() {
+    let closed = free_port();
+    let server = start(&Idp::provider_toml(
+        "corp",
+        "oidc",
+        &format!("http://127.0.0.1:{closed}/realm"),
+    ));
+    let r = server.browser().get("/.gatehouse/sso/corp?rd=/").await;
+    assert_eq!(r.status, 502, "{}", r.body);
+    assert!(r.body.contains("did not answer properly"), "{}", r.body);
+    assert!(
+        !r.body.contains(&closed.to_string()),
+        "the cause reached the page: {}",
+        r.body
+    );
+    let logs = server.logs();
+    assert!(
+        logs.contains(&format!("127.0.0.1:{closed}")),
+        "the cause is logged"
+    );
+    assert!(
+        !logs.contains(crate::idp::CLIENT_SECRET),
+        "the client secret reached the log"
+    );
+}
