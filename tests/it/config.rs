@@ -472,3 +472,42 @@ fn each_bad_identity_provider_key_is_named() {
     );
     assert!(!ok && out.contains("invitations.ttl"), "{out}");
 }
+
+/// The example config's commented-out `[[identity_provider]]` tables, uncommented, are valid
+/// (checked without reading their secrets): the documentation cannot drift from the reader.
+#[test]
+fn the_example_identity_providers_are_valid() {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/gatehouse.example.toml");
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut out = Vec::new();
+    let mut inside = false;
+    for line in text.lines() {
+        if line.starts_with("# [[identity_provider]]") {
+            inside = true;
+        }
+        if inside && line.starts_with('#') {
+            out.push(
+                line.trim_start_matches('#')
+                    .strip_prefix(' ')
+                    .unwrap_or("")
+                    .to_string(),
+            );
+        } else {
+            inside = false;
+            out.push(line.to_string());
+        }
+    }
+    let uncommented = out.join("\n");
+    assert_eq!(
+        uncommented.matches("[[identity_provider]]").count(),
+        3,
+        "{uncommented}"
+    );
+    let (ok, out) = check_with(
+        &uncommented,
+        &[("GATEHOUSE_MASTER_KEY", MASTER_KEY)],
+        &["--no-secrets"],
+    );
+    assert!(ok, "{out}");
+}
