@@ -63,6 +63,13 @@ async fn not_found(
 pub struct Shared {
     core: AppState,
     proxy: Arc<Proxy>,
+    sso: Arc<crate::sso::Sso>,
+}
+
+impl FromRef<Shared> for Arc<crate::sso::Sso> {
+    fn from_ref(s: &Shared) -> Arc<crate::sso::Sso> {
+        s.sso.clone()
+    }
 }
 
 impl FromRef<Shared> for AppState {
@@ -84,12 +91,13 @@ impl crate::web::client::TrustedProxies for Shared {
 }
 
 /// The gateway's own cookies, which the proxy never passes to an upstream nor lets one set:
-/// the session's, the CSRF token's and the handoff state's.
+/// the session's, the CSRF token's, the handoff state's and the upstream sign-in's.
 fn gateway_cookies(core: &Core) -> Vec<String> {
     vec![
         core.config.session_cookie_name().to_string(),
         core.csrf.cookie_name.clone(),
         crate::auth::handoff::STATE_COOKIE.to_string(),
+        crate::sso::flow::BROWSER_COOKIE.to_string(),
     ]
 }
 
@@ -127,15 +135,17 @@ fn pages(routes: Router<Shared>) -> Router<Shared> {
 }
 
 /// The full router: each feature's routes, merged.
-pub fn router(proxy: Arc<Proxy>) -> Router {
+pub fn router(proxy: Arc<Proxy>, sso: Arc<crate::sso::Sso>) -> Router {
     Router::new()
         .merge(crate::ops::routes())
         .merge(pages(crate::auth::routes()))
+        .merge(pages(crate::sso::routes()))
         .merge(crate::proxy::routes())
         .fallback(not_found)
         .with_state(Shared {
             core: proxy.core.clone(),
             proxy,
+            sso,
         })
 }
 
@@ -148,9 +158,9 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    pub fn new(proxy: Arc<Proxy>) -> Gateway {
+    pub fn new(proxy: Arc<Proxy>, sso: Arc<crate::sso::Sso>) -> Gateway {
         Gateway {
-            router: router(proxy.clone()),
+            router: router(proxy.clone(), sso),
             proxy,
         }
     }
@@ -319,6 +329,8 @@ pub async fn serve(config: Config) -> Result<(), BoxError> {
     ));
 
     let sampler = tokio::spawn(sample_seats(core.clone()));
+    let sso = crate::sso::Sso::new(core.clone())?;
+    let sso_refresh = tokio::spawn(sso.providers.clone().refresh_forever());
     let mailer = {
         let core = core.clone();
         let stop = stop_rx.clone();
@@ -334,14 +346,19 @@ pub async fn serve(config: Config) -> Result<(), BoxError> {
     let (drain_tx, drain_rx) = tokio::sync::watch::channel(false);
     let tls = (core.config.server.tls.as_ref())
         .map(|t| crate::server::tls::server_config(t.certs.clone()));
-    let mut running =
-        crate::server::Workers::start(listeners, Gateway::new(proxy(core.clone())), tls, drain_rx)?;
+    let mut running = crate::server::Workers::start(
+        listeners,
+        Gateway::new(proxy(core.clone()), sso),
+        tls,
+        drain_rx,
+    )?;
     shutdown_signal().await;
     tracing::info!(grace = ?grace, "shutting down: draining in-flight requests");
     let _ = drain_tx.send(true);
     let drained = running.drained(grace).await;
     let _ = stop_tx.send(true);
     sampler.abort();
+    sso_refresh.abort();
     let _ = mailer.await;
     let _ = follower.await;
     if drained {

@@ -28,5 +28,6 @@ pub mod proxy;
 pub mod revocation;
 pub mod server;
 pub mod session;
+pub mod sso;
 pub mod store;
 pub mod web;

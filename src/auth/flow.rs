@@ -78,12 +78,28 @@ pub async fn advance_location(
     client: &ClientInfo,
     rd: &str,
 ) -> Result<(String, String), AppError> {
+    advance_location_upstream(core, user, amr, replace, client, rd, None).await
+}
+
+/// As [`advance_location`], for a sign-in through an upstream provider: the session records
+/// the provider and its refresh token (`upstream`: the provider id and the token sealed under
+/// the master key). A session rotated from another (after the second factor) keeps what the
+/// old one had.
+pub async fn advance_location_upstream(
+    core: &Core,
+    user: &UserRow,
+    amr: Vec<String>,
+    replace: Option<&Session>,
+    client: &ClientInfo,
+    rd: &str,
+    upstream: Option<(&str, Option<&str>)>,
+) -> Result<(String, String), AppError> {
     let stage = next_stage(core, user, &amr).await?;
     if let Some(old) = replace {
         end_session(core, old, "rotated").await?;
     }
     let ip = client.ip.to_string();
-    let (token, _) = core
+    let (token, session) = core
         .sessions
         .create(
             &core.store,
@@ -97,6 +113,19 @@ pub async fn advance_location(
             },
         )
         .await?;
+    match (upstream, replace) {
+        (Some((provider, refresh)), _) => {
+            core.store
+                .set_session_upstream(&session.id.to_string(), provider, refresh)
+                .await?
+        }
+        (None, Some(old)) => {
+            core.store
+                .carry_session_upstream(&old.id.to_string(), &session.id.to_string())
+                .await?
+        }
+        (None, None) => {}
+    }
     if stage == Stage::Active {
         audit::record(
             &core.store,

@@ -68,8 +68,23 @@ pub async fn get_login(
         &headers,
         StatusCode::OK,
         "login.html",
-        minijinja::context! { rd => q.rd },
+        minijinja::context! { providers => providers(&core, &q.rd), rd => q.rd },
     ))
+}
+
+/// The sign-in page's buttons: one per configured identity provider (label, start URL).
+fn providers(core: &crate::core::Core, rd: &str) -> Vec<(String, String)> {
+    let rd: String = url::form_urlencoded::byte_serialize(rd.as_bytes()).collect();
+    (core.config.identity_providers.iter())
+        .map(|p| {
+            let start = if rd.is_empty() {
+                format!("/.gatehouse/sso/{}", p.id)
+            } else {
+                format!("/.gatehouse/sso/{}?rd={rd}", p.id)
+            };
+            (p.name.clone(), start)
+        })
+        .collect()
 }
 
 async fn refuse(
@@ -126,7 +141,7 @@ async fn refuse_saying(
         headers,
         StatusCode::UNAUTHORIZED,
         "login.html",
-        minijinja::context! { rd => rd, error => message },
+        minijinja::context! { rd => rd, error => message, email => email, providers => providers(core, rd) },
     )
 }
 

@@ -6,6 +6,7 @@
 
 pub mod app;
 mod database;
+pub mod identity_provider;
 mod lockout;
 mod mail;
 mod password;
@@ -17,6 +18,9 @@ mod session;
 
 pub use database::DatabaseConfig;
 use database::read_database;
+pub use identity_provider::{
+    IdentityProviderConfig, InvitationsConfig, MicrosoftConfig, ProviderKind, Tenant,
+};
 pub use lockout::LockoutConfig;
 use lockout::read_lockout;
 use mail::read_mail;
@@ -52,6 +56,8 @@ pub struct Config {
     pub log: LogConfig,
     pub roles: Vec<RoleConfig>,
     pub apps: Vec<app::AppConfig>,
+    pub identity_providers: Vec<IdentityProviderConfig>,
+    pub invitations: InvitationsConfig,
 }
 
 #[derive(Debug, Clone)]
@@ -185,6 +191,10 @@ impl Config {
     /// Whether `host` (any case) is the host of one of the apps.
     pub fn is_app_host(&self, host: &str) -> bool {
         self.apps.iter().any(|a| a.host.eq_ignore_ascii_case(host))
+    }
+
+    pub fn identity_provider(&self, id: &str) -> Option<&IdentityProviderConfig> {
+        self.identity_providers.iter().find(|p| p.id == id)
     }
 
     pub fn public_host(&self) -> String {
@@ -351,6 +361,17 @@ fn read(root: &Section, path: &Path) -> Config {
     app::validate_routes(&apps, &host_of(&server.public_url), &|k, m| {
         root.problem(k, m)
     });
+    let identity_providers: Vec<IdentityProviderConfig> = root
+        .array_of_tables("identity_provider", "id")
+        .iter()
+        .map(|s| {
+            let p = identity_provider::read_provider(s);
+            s.finish();
+            p
+        })
+        .collect();
+    identity_provider::validate_providers(&identity_providers, &|k, m| root.problem(k, m));
+    let invitations = identity_provider::read_invitations(&root.sub("invitations"));
     for role in &mfa.required_for_roles {
         if !valid_name(role) {
             root.problem(
@@ -373,6 +394,8 @@ fn read(root: &Section, path: &Path) -> Config {
         log,
         roles,
         apps,
+        identity_providers,
+        invitations,
     }
 }
 

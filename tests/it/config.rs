@@ -460,3 +460,175 @@ fn master_key_prints_or_writes_a_fresh_private_key() {
     assert!(!again.status.success());
     assert_eq!(std::fs::read(&path).unwrap(), before);
 }
+
+/// Each wrong `[[identity_provider]]` key, alone in an otherwise valid config, is reported
+/// naming that key (and the provider by its id), never the secret's value.
+#[test]
+fn each_bad_identity_provider_key_is_named() {
+    let base = "[secrets]\nmaster_key_env = \"K\"\n";
+    let good = "id = \"corp\"\nkind = \"oidc\"\nclient_id = \"c\"\nclient_secret = \"s3cret-value\"\nissuer = \"https://idp.example.com\"\n";
+    let (ok, out) = check(
+        &format!("{base}[[identity_provider]]\n{good}"),
+        &[("K", MASTER_KEY)],
+    );
+    assert!(ok, "a good provider: {out}");
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "id = \"corp\"",
+            "id = \"Corp Id\"",
+            "identity_provider[1].id",
+        ),
+        (
+            "kind = \"oidc\"",
+            "kind = \"saml\"",
+            "identity_provider[corp].kind",
+        ),
+        ("kind = \"oidc\"\n", "", "identity_provider[corp].kind"),
+        (
+            "client_id = \"c\"\n",
+            "",
+            "identity_provider[corp].client_id",
+        ),
+        (
+            "client_secret = \"s3cret-value\"\n",
+            "",
+            "identity_provider[corp].client_secret",
+        ),
+        (
+            "client_secret = \"s3cret-value\"",
+            "client_secret = \"s3cret-value\"\nclient_secret_env = \"X\"",
+            "identity_provider[corp].client_secret",
+        ),
+        (
+            "client_secret = \"s3cret-value\"",
+            "client_secret_env = \"GATEHOUSE_TEST_UNSET_SECRET\"",
+            "identity_provider[corp].client_secret_env",
+        ),
+        (
+            "issuer = \"https://idp.example.com\"\n",
+            "",
+            "identity_provider[corp].issuer",
+        ),
+        (
+            "issuer = \"https://idp.example.com\"",
+            "issuer = \"ftp://idp\"",
+            "identity_provider[corp].issuer",
+        ),
+        (
+            "issuer = \"https://idp.example.com\"",
+            "issuer = \"https://idp.example.com\"\nscopes = [\"email\"]",
+            "identity_provider[corp].scopes",
+        ),
+        (
+            "issuer = \"https://idp.example.com\"",
+            "issuer = \"https://idp.example.com\"\ntenant = \"common\"",
+            "identity_provider[corp].tenant",
+        ),
+        (
+            "issuer = \"https://idp.example.com\"",
+            "issuer = \"https://idp.example.com\"\nname = \"\"",
+            "identity_provider[corp].name",
+        ),
+        (
+            "issuer = \"https://idp.example.com\"",
+            "issuer = \"https://idp.example.com\"\nclient_secrt = \"x\"",
+            "identity_provider[corp].client_secrt",
+        ),
+        (
+            "kind = \"oidc\"\nclient_id = \"c\"\nclient_secret = \"s3cret-value\"\nissuer = \"https://idp.example.com\"",
+            "kind = \"microsoft\"\nclient_id = \"c\"\nclient_secret = \"s3cret-value\"\ntenant = \"contoso\"",
+            "identity_provider[corp].tenant",
+        ),
+        (
+            "kind = \"oidc\"\nclient_id = \"c\"\nclient_secret = \"s3cret-value\"\nissuer = \"https://idp.example.com\"",
+            "kind = \"microsoft\"\nclient_id = \"c\"\nclient_secret = \"s3cret-value\"\nissuer = \"https://x\"",
+            "identity_provider[corp].issuer",
+        ),
+        (
+            "kind = \"oidc\"\nclient_id = \"c\"\nclient_secret = \"s3cret-value\"\nissuer = \"https://idp.example.com\"",
+            "kind = \"microsoft\"\nclient_id = \"c\"\nclient_secret = \"s3cret-value\"\nallowed_tenants = [\"not-a-guid\"]",
+            "identity_provider[corp].allowed_tenants[1]",
+        ),
+        (
+            "kind = \"oidc\"\nclient_id = \"c\"\nclient_secret = \"s3cret-value\"\nissuer = \"https://idp.example.com\"",
+            "kind = \"microsoft\"\nclient_id = \"c\"\nclient_secret = \"s3cret-value\"\ntrust_tenant_emails = true",
+            "identity_provider[corp].trust_tenant_emails",
+        ),
+        (
+            "kind = \"oidc\"\nclient_id = \"c\"\nclient_secret = \"s3cret-value\"\nissuer = \"https://idp.example.com\"",
+            "kind = \"microsoft\"\nclient_id = \"c\"\nclient_secret = \"s3cret-value\"\nauthority = \"not a url\"",
+            "identity_provider[corp].authority",
+        ),
+    ];
+    for (from, to, key) in cases {
+        assert!(
+            good.contains(from),
+            "case {key}: {from:?} not in the good config"
+        );
+        let config = format!(
+            "{base}[[identity_provider]]\n{}",
+            good.replacen(from, to, 1)
+        );
+        let (ok, out) = check(&config, &[("K", MASTER_KEY)]);
+        assert!(!ok, "{key}: accepted:\n{config}");
+        assert!(
+            out.contains(&format!("{key}:")) || out.contains(&format!("{key} ")),
+            "{key}: not named in:\n{out}\nconfig:\n{config}"
+        );
+        assert!(!out.contains("s3cret-value"), "{key}: secret echoed: {out}");
+    }
+    // Two providers with one id.
+    let (ok, out) = check(
+        &format!("{base}[[identity_provider]]\n{good}[[identity_provider]]\n{good}"),
+        &[("K", MASTER_KEY)],
+    );
+    assert!(
+        !ok && out.contains("duplicate identity provider id"),
+        "{out}"
+    );
+    // A bad invitations ttl.
+    let (ok, out) = check(
+        &format!("{base}[invitations]\nttl = \"soon\"\n"),
+        &[("K", MASTER_KEY)],
+    );
+    assert!(!ok && out.contains("invitations.ttl"), "{out}");
+}
+
+/// The example config's commented-out `[[identity_provider]]` tables, uncommented, are valid
+/// (checked without reading their secrets): the documentation cannot drift from the reader.
+#[test]
+fn the_example_identity_providers_are_valid() {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/gatehouse.example.toml");
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut out = Vec::new();
+    let mut inside = false;
+    for line in text.lines() {
+        if line.starts_with("# [[identity_provider]]") {
+            inside = true;
+        }
+        if inside && line.starts_with('#') {
+            out.push(
+                line.trim_start_matches('#')
+                    .strip_prefix(' ')
+                    .unwrap_or("")
+                    .to_string(),
+            );
+        } else {
+            inside = false;
+            out.push(line.to_string());
+        }
+    }
+    let uncommented = out.join("\n");
+    assert_eq!(
+        uncommented.matches("[[identity_provider]]").count(),
+        3,
+        "{uncommented}"
+    );
+    let (ok, out) = check_with(
+        &uncommented,
+        &[("GATEHOUSE_MASTER_KEY", MASTER_KEY)],
+        &["--no-secrets"],
+    );
+    assert!(ok, "{out}");
+}

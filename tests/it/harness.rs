@@ -558,6 +558,19 @@ impl Browser {
         self.finish(r).await
     }
 
+    /// A GET as an API client sends it (`Accept: application/json`), with the cookies.
+    pub async fn get_json(&mut self, path: &str) -> Page {
+        let mut req = self
+            .client
+            .get(self.url(path))
+            .header("accept", "application/json");
+        if !self.cookies.is_empty() {
+            req = req.header("cookie", self.cookie_header());
+        }
+        let r = req.send().await.unwrap();
+        self.finish(r).await
+    }
+
     pub async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
         let mut req = self.client.post(self.url(path)).form(form);
         if !self.cookies.is_empty() {

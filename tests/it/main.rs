@@ -5,6 +5,7 @@
 //! other side of a protocol (an upstream OpenID provider); `peer_oidc` checks that peer alone.
 
 mod harness;
+mod idp;
 mod peers;
 mod raw;
 mod smtp_peer;
@@ -26,4 +27,6 @@ mod proxy;
 mod schema;
 mod seats;
 mod signin;
+mod sso;
+mod sso_microsoft;
 mod tls;

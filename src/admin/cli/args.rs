@@ -31,6 +31,9 @@ pub enum AdminCommand {
     /// Outgoing mail: send a test message, list what waits to be sent.
     #[command(subcommand)]
     Mail(MailCommand),
+    /// Invitations: `invite --email E [--role R[@APP]]... [--provider ID]` creates one and
+    /// prints its link; `invite list`, `invite revoke --email E`.
+    Invite(InviteArgs),
 }
 
 #[derive(Subcommand)]
@@ -260,4 +263,28 @@ pub struct AuditArgs {
     pub viewer: Option<String>,
     #[arg(long, value_enum)]
     pub format: Option<Format>,
+}
+
+#[derive(clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct InviteArgs {
+    #[command(subcommand)]
+    pub command: Option<InviteCommand>,
+    /// The person's email (a user with status `invited` is created when none exists).
+    #[arg(long)]
+    pub email: Option<String>,
+    /// R or R@APP; repeatable.
+    #[arg(long = "role")]
+    pub roles: Vec<String>,
+    /// An identity provider id: the person may link that provider's identity of this address.
+    #[arg(long)]
+    pub provider: Option<String>,
+}
+
+#[derive(Subcommand)]
+pub enum InviteCommand {
+    /// Pending invitations.
+    List,
+    /// Revokes a person's pending invitation.
+    Revoke(EmailArg),
 }

@@ -3,6 +3,7 @@
 
 mod args;
 mod audit;
+mod invite;
 mod mail;
 mod org;
 mod role;
@@ -63,6 +64,13 @@ fn user_json(u: &UserDetail) -> Value {
             "roles": o.grants.iter().map(|g| json!({"role": g.role, "app": g.app, "seat": g.seat})).collect::<Vec<_>>(),
         })),
         "sessions": u.sessions,
+        "upstream_identities": u.identities.iter().map(|i| json!({
+            "provider": i.provider,
+            "subject": i.subject,
+            "email": i.email,
+            "linked_at": crate::audit::format_time(i.linked_at),
+            "last_used_at": i.last_used_at.map(crate::audit::format_time),
+        })).collect::<Vec<_>>(),
         "created_at": crate::audit::format_time(u.created_at),
     })
 }
@@ -93,6 +101,7 @@ async fn execute(base: &Base, cmd: AdminCommand) -> Result<Out, OpError> {
         AdminCommand::Session(c) => session::execute(&ops, c).await,
         AdminCommand::Seats(c) => seats::execute(&ops, c).await,
         AdminCommand::Audit(a) => audit::execute(&ops, a).await,
+        AdminCommand::Invite(c) => invite::execute(&ops, c).await,
         AdminCommand::Mail(c) => mail::execute(&ops, c).await,
     }
 }

@@ -5,6 +5,7 @@
 //! hashing and revocation publisher — so the CLI opens nothing more (a server's `Core`
 //! derefs to its `Base`).
 
+mod invitations;
 mod mail;
 mod orgs;
 mod roles;
@@ -14,6 +15,7 @@ mod tokens;
 mod trail;
 mod users;
 
+pub use invitations::{Invitation, PendingInvitation};
 pub use mail::MailTest;
 pub use orgs::{MemberDetail, OrgChanges, OrgDetail, OrgEffects};
 pub use seats::SeatDay;

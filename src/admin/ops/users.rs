@@ -258,6 +258,7 @@ impl Ops<'_> {
                 None => None,
             },
             sessions: self.base.store.list_sessions(Some(&u.id), now).await?.len(),
+            identities: self.base.store.identities_of(&u.id).await?,
             created_at: u.created_at,
         })
     }
@@ -296,6 +297,8 @@ pub struct UserDetail {
     pub org: Option<UserOrg>,
     /// Live sessions.
     pub sessions: usize,
+    /// Linked upstream identities (provider, subject).
+    pub identities: Vec<store::IdentityRow>,
     pub created_at: i64,
 }
 

@@ -1,0 +1,50 @@
+//! Upstream sign-in: Google, Microsoft Entra ID and any OpenID Connect provider
+//! (`[[identity_provider]]`). The registry of providers with their cached discovery and keys
+//! (`provider`), the browser's round trip — start and callback (`flow`) —, the code exchange
+//! and ID token validation (`token`), and who the identity signs in as (`admit`).
+
+pub mod admit;
+pub mod flow;
+pub mod provider;
+pub mod token;
+
+pub use provider::Registry;
+
+use crate::core::{AppState, Core};
+use axum::Router;
+use axum::routing::get;
+use std::sync::Arc;
+
+/// The state of upstream sign-in: the shared core and the providers.
+pub struct Sso {
+    pub core: AppState,
+    pub providers: Registry,
+}
+
+impl std::ops::Deref for Sso {
+    type Target = Core;
+
+    fn deref(&self) -> &Core {
+        &self.core
+    }
+}
+
+impl Sso {
+    pub fn new(core: AppState) -> Result<Arc<Sso>, String> {
+        let providers = Registry::new(&core.config.identity_providers)?;
+        Ok(Arc::new(Sso { core, providers }))
+    }
+}
+
+pub fn routes<S>() -> Router<S>
+where
+    S: Clone + Send + Sync + crate::web::client::TrustedProxies + 'static,
+    Arc<Sso>: axum::extract::FromRef<S>,
+{
+    Router::new()
+        .route("/.gatehouse/sso/{provider}", get(flow::get_start))
+        .route(
+            "/.gatehouse/sso/{provider}/callback",
+            get(flow::get_callback),
+        )
+}

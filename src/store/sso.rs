@@ -1,0 +1,247 @@
+//! Upstream sign-in: authorization requests under way (`sso_states`), linked upstream
+//! identities, invitations, and the provider a session came through.
+
+use super::{Result, Store, conflict};
+
+/// An authorization request under way, as stored (the PKCE verifier sealed).
+#[derive(Clone, sqlx::FromRow)]
+pub struct SsoStateRow {
+    pub state_hash: String,
+    pub provider: String,
+    pub browser_hash: String,
+    pub nonce: String,
+    pub pkce_verifier: String,
+    pub rd: String,
+    pub expires_at: i64,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+pub struct IdentityRow {
+    pub provider: String,
+    pub subject: String,
+    pub user_id: String,
+    pub email: String,
+    pub linked_at: i64,
+    pub last_used_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct InvitationRow {
+    pub user_id: String,
+    pub email: String,
+    pub provider: Option<String>,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
+impl Store {
+    pub async fn insert_sso_state(&self, s: &SsoStateRow, now: i64) -> Result<()> {
+        // Requests nobody came back from expire unused: clear them as new ones are made.
+        sqlx::query("DELETE FROM sso_states WHERE expires_at <= $1")
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        sqlx::query(
+            "INSERT INTO sso_states (state_hash, provider, browser_hash, nonce, pkce_verifier, rd, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&s.state_hash)
+        .bind(&s.provider)
+        .bind(&s.browser_hash)
+        .bind(&s.nonce)
+        .bind(&s.pkce_verifier)
+        .bind(&s.rd)
+        .bind(s.expires_at)
+        .execute(&self.pool)
+        .await
+        .map_err(conflict)?;
+        Ok(())
+    }
+
+    /// Spends a state: the row for exactly one caller, while unexpired.
+    pub async fn take_sso_state(&self, state_hash: &str, now: i64) -> Result<Option<SsoStateRow>> {
+        Ok(sqlx::query_as(
+            "DELETE FROM sso_states WHERE state_hash = $1 AND expires_at > $2 \
+             RETURNING state_hash, provider, browser_hash, nonce, pkce_verifier, rd, expires_at",
+        )
+        .bind(state_hash)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    /// The user linked to this upstream identity, marking it used.
+    pub async fn linked_user(
+        &self,
+        provider: &str,
+        subject: &str,
+        now: i64,
+    ) -> Result<Option<String>> {
+        let row: Option<(String,)> = sqlx::query_as(
+            "UPDATE upstream_identities SET last_used_at = $3 WHERE provider = $1 AND subject = $2 \
+             RETURNING user_id",
+        )
+        .bind(provider)
+        .bind(subject)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| r.0))
+    }
+
+    pub async fn identities_of(&self, user_id: &str) -> Result<Vec<IdentityRow>> {
+        Ok(sqlx::query_as(
+            "SELECT provider, subject, user_id, email, linked_at, last_used_at \
+             FROM upstream_identities WHERE user_id = $1 ORDER BY linked_at, provider",
+        )
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Rule 2 of the admission (`sso::admit`), in one transaction: spends the user's pending
+    /// invitation naming `provider`, links (provider, subject) to the user and activates an
+    /// invited user. `false` (and nothing changed) when there is no such invitation or the
+    /// identity is linked already.
+    pub async fn link_by_invitation(
+        &self,
+        user_id: &str,
+        provider: &str,
+        subject: &str,
+        email: &str,
+        now: i64,
+    ) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let spent = sqlx::query(
+            "UPDATE invitations SET used_at = $3 WHERE user_id = $1 AND provider = $2 \
+             AND used_at IS NULL AND revoked_at IS NULL AND expires_at > $3",
+        )
+        .bind(user_id)
+        .bind(provider)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if spent == 0 {
+            return Ok(false);
+        }
+        let linked = sqlx::query(
+            "INSERT INTO upstream_identities (provider, subject, user_id, email, linked_at, last_used_at) \
+             VALUES ($1, $2, $3, $4, $5, $5)",
+        )
+        .bind(provider)
+        .bind(subject)
+        .bind(user_id)
+        .bind(email)
+        .bind(now)
+        .execute(&mut *tx)
+        .await;
+        if let Err(e) = linked {
+            return match conflict(e) {
+                super::StoreError::Conflict => Ok(false),
+                other => Err(other),
+            };
+        }
+        sqlx::query(
+            "UPDATE users SET status = 'active', updated_at = $2 WHERE id = $1 AND status = 'invited'",
+        )
+        .bind(user_id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Stores a new invitation for the user; any earlier pending one is revoked (one link
+    /// valid at a time).
+    pub async fn create_invitation(
+        &self,
+        token_hash: &str,
+        user_id: &str,
+        provider: Option<&str>,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "UPDATE invitations SET revoked_at = $2 WHERE user_id = $1 AND used_at IS NULL AND revoked_at IS NULL",
+        )
+        .bind(user_id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO invitations (token_hash, user_id, provider, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(token_hash)
+        .bind(user_id)
+        .bind(provider)
+        .bind(now)
+        .bind(expires_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(conflict)?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Pending invitations (unspent, unrevoked, unexpired), oldest first.
+    pub async fn pending_invitations(&self, now: i64) -> Result<Vec<InvitationRow>> {
+        Ok(sqlx::query_as(
+            "SELECT i.user_id, u.email, i.provider, i.created_at, i.expires_at \
+             FROM invitations i JOIN users u ON u.id = i.user_id \
+             WHERE i.used_at IS NULL AND i.revoked_at IS NULL AND i.expires_at > $1 \
+             ORDER BY i.created_at",
+        )
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Revokes the user's pending invitations; returns how many.
+    pub async fn revoke_invitations(&self, user_id: &str, now: i64) -> Result<u64> {
+        Ok(sqlx::query(
+            "UPDATE invitations SET revoked_at = $2 WHERE user_id = $1 AND used_at IS NULL AND revoked_at IS NULL",
+        )
+        .bind(user_id)
+        .bind(now)
+        .execute(&self.pool)
+        .await?
+        .rows_affected())
+    }
+
+    /// Records which provider a session signed in through, and its refresh token (sealed).
+    pub async fn set_session_upstream(
+        &self,
+        session_id: &str,
+        provider: &str,
+        sealed_refresh_token: Option<&str>,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE sessions SET upstream_provider = $2, upstream_refresh_token = $3 WHERE id = $1",
+        )
+        .bind(session_id)
+        .bind(provider)
+        .bind(sealed_refresh_token)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// A session rotated into a new one (after the second factor, …) keeps its provider and
+    /// refresh token.
+    pub async fn carry_session_upstream(&self, from_id: &str, to_id: &str) -> Result<()> {
+        let row: Option<(Option<String>, Option<String>)> = sqlx::query_as(
+            "SELECT upstream_provider, upstream_refresh_token FROM sessions WHERE id = $1",
+        )
+        .bind(from_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        if let Some((Some(provider), token)) = row {
+            self.set_session_upstream(to_id, &provider, token.as_deref())
+                .await?;
+        }
+        Ok(())
+    }
+}
