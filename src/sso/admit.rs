@@ -5,8 +5,14 @@
 //! 2. an unlinked identity whose verified address (`token::email_is_verified`) is a user's
 //!    with a pending invitation **naming this provider** is linked to that user, the
 //!    invitation spent and the user activated;
-//! 3. (organizations, issue 17 item 3, joins here: a domain organization's verified address is
-//!    created just in time; an email organization's listed address is admitted);
+//! 3. an organization admits the verified address: the email organization that lists it
+//!    (through any provider it allows — all, when it names none), or the domain organization
+//!    that owns its domain (through Google, whose `hd` claim must be that domain, or
+//!    Microsoft, whose tenant passed `allowed_tenants`; and a provider it allows). The
+//!    organization's member signs in, their identity linked; someone without an account yet
+//!    is created just in time as its member. An account of that address outside the
+//!    organization is never taken over, and an account that exists is never re-created, so a
+//!    deprovisioned or blocked person stays out;
 //! 4. anything else is refused, with one page that tells nothing of the address.
 //!
 //! An address alone never links an identity to an account: an account made with a password,
@@ -25,12 +31,19 @@ pub enum Admission {
     Linked(UserRow),
     /// Rule 2: linked now by an invitation naming the provider.
     Invited(UserRow),
+    /// Rule 3: an organization's member, linked now.
+    Member(UserRow),
+    /// Rule 3: created just now as an organization's member.
+    JustInTime(UserRow),
 }
 
 impl Admission {
     pub fn user(&self) -> &UserRow {
         match self {
-            Admission::Linked(u) | Admission::Invited(u) => u,
+            Admission::Linked(u)
+            | Admission::Invited(u)
+            | Admission::Member(u)
+            | Admission::JustInTime(u) => u,
         }
     }
 
@@ -38,7 +51,14 @@ impl Admission {
         match self {
             Admission::Linked(_) => "linked",
             Admission::Invited(_) => "invitation",
+            Admission::Member(_) => "organization",
+            Admission::JustInTime(_) => "organization_just_in_time",
         }
+    }
+
+    /// Whether the identity was linked by this sign-in (audited as `identity.link`).
+    pub fn linked_now(&self) -> bool {
+        !matches!(self, Admission::Linked(_))
     }
 }
 
@@ -94,7 +114,107 @@ pub async fn admit(
         };
         return Ok(may_sign_in(&user, now).map(|()| Admission::Invited(user)));
     }
-    // Rule 3: organization rules (issue 17 item 3) are added here.
+    // Rule 3.
+    if let Some(admitted) = by_organization(core, kind, id, &email, now).await? {
+        return Ok(admitted);
+    }
     // Rule 4.
     Ok(Err(Refusal("no_account")))
+}
+
+/// Rule 3: `None` when no organization concerns the address.
+async fn by_organization(
+    core: &Core,
+    kind: ProviderKind,
+    id: &UpstreamIdentity,
+    email: &str,
+    now: i64,
+) -> Result<Option<Result<Admission, Refusal>>, AppError> {
+    let domain = email.rsplit_once('@').map_or("", |(_, d)| d);
+    let orgs = core.store.orgs_of_address(email, domain).await?;
+    let org = match (orgs.listing, orgs.by_domain) {
+        (Some(listing), _) => listing,
+        (None, Some(owner)) => {
+            // Only Google's `hd` and Microsoft's tenant prove a domain.
+            let proved = match kind {
+                ProviderKind::Google => id
+                    .hosted_domain
+                    .as_deref()
+                    .is_some_and(|hd| hd.eq_ignore_ascii_case(domain)),
+                // The tenant passed the provider's checks; it must be one the operator chose
+                // (a pinned tenant or `allowed_tenants`), not any directory at all.
+                ProviderKind::Microsoft => {
+                    id.tenant.is_some()
+                        && core
+                            .config
+                            .identity_provider(&id.provider)
+                            .and_then(|p| p.microsoft.as_ref())
+                            .is_some_and(|m| {
+                                !m.allowed_tenants.is_empty()
+                                    || matches!(m.tenant, crate::config::Tenant::Single(_))
+                            })
+                }
+                ProviderKind::Oidc => false,
+            };
+            if !proved {
+                return Ok(Some(Err(Refusal("domain_not_proved"))));
+            }
+            owner
+        }
+        (None, None) => return Ok(None),
+    };
+    let allowed = core.store.org_provider_ids(&org.id).await?;
+    if !allowed.is_empty() && !allowed.contains(&id.provider) {
+        return Ok(Some(Err(Refusal("provider_not_allowed_by_organization"))));
+    }
+    match core.store.user_by_email(email).await? {
+        Some(user) if user.org_id.as_deref() == Some(org.id.as_str()) => {
+            if let Err(r) = may_sign_in(&user, now) {
+                return Ok(Some(Err(r)));
+            }
+            core.store
+                .link_identity(&user.id, &id.provider, &id.subject, email, now)
+                .await?;
+            Ok(Some(Ok(Admission::Member(user))))
+        }
+        // The address's account is not the organization's: never taken over by address.
+        Some(_) => Ok(Some(Err(Refusal("account_outside_organization")))),
+        None => {
+            let user_id = uuid::Uuid::now_v7().to_string();
+            let name = id.name.as_deref().unwrap_or(email);
+            let created = core
+                .store
+                .insert_upstream_user(
+                    &crate::store::NewUser {
+                        id: &user_id,
+                        email,
+                        email_normalized: email,
+                        name,
+                        status: UserStatus::Active.as_str(),
+                        password_hash: None,
+                        password_must_change: false,
+                    },
+                    (org.access_by == "domain").then_some(org.id.as_str()),
+                    &id.provider,
+                    &id.subject,
+                    now,
+                )
+                .await;
+            match created {
+                Ok(()) => {}
+                Err(crate::store::StoreError::Clash(_)) => {
+                    return Ok(Some(Err(Refusal("organization_address"))));
+                }
+                // Created meanwhile by a parallel sign-in: that one wins, this one asks again.
+                Err(crate::store::StoreError::Conflict) => {
+                    return Ok(Some(Err(Refusal("created_meanwhile"))));
+                }
+                Err(e) => return Err(e.into()),
+            }
+            let Some(user) = core.store.user_by_id(&user_id).await? else {
+                return Ok(Some(Err(Refusal("linked_user_missing"))));
+            };
+            Ok(Some(Ok(Admission::JustInTime(user))))
+        }
+    }
 }

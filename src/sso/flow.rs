@@ -17,7 +17,7 @@
 //! (`auth::flow`: the second factor or enrolment follow when they apply), `amr` `sso:<id>`.
 
 use super::Sso;
-use super::admit::{self, Admission};
+use super::admit;
 use super::provider::Provider;
 use super::token::{self, Failure, Refusal, UpstreamIdentity};
 use crate::audit::{self, Actor};
@@ -304,7 +304,8 @@ pub async fn get_callback(
         }
     };
     let user = admission.user();
-    if let Admission::Invited(u) = &admission {
+    if admission.linked_now() {
+        let u = admission.user();
         audit::record(
             &sso.store,
             audit::Event {
@@ -314,7 +315,7 @@ pub async fn get_callback(
                 target: &u.email,
                 target_user_id: Some(&u.id),
                 ip: &client.ip.to_string(),
-                details: serde_json::json!({ "provider": id, "rule": "invitation" }),
+                details: serde_json::json!({ "provider": id, "rule": admission.rule() }),
             },
         )
         .await;

@@ -24,7 +24,7 @@ pub use orgs::{HeldRows, MemberRow, OrgData, OrgRow, Saved};
 pub use roles::{GrantRow, RoleRow};
 pub use seats::{SeatGrant, SeatRow, UsageRow};
 pub use sessions::SessionRow;
-pub use sso::{IdentityRow, InvitationRow, SsoStateRow};
+pub use sso::{IdentityRow, InvitationRow, OrgsOfAddress, SsoStateRow};
 pub use tokens::ApiTokenRow;
 pub use users::{NewUser, UserRow};
 

@@ -245,3 +245,122 @@ impl Store {
         Ok(())
     }
 }
+
+/// The organizations an upstream address could belong to (`sso::admit`, rule 3).
+pub struct OrgsOfAddress {
+    /// The email organization that lists the address.
+    pub listing: Option<super::OrgRow>,
+    /// The domain organization that owns the address's domain.
+    pub by_domain: Option<super::OrgRow>,
+}
+
+impl Store {
+    pub async fn orgs_of_address(&self, email: &str, domain: &str) -> Result<OrgsOfAddress> {
+        let listing = sqlx::query_as(
+            "SELECT o.id, o.slug, o.name, o.email, o.access_by, o.enforce_mfa, o.created_at, \
+             o.updated_at FROM organizations o JOIN org_members m ON m.org_id = o.id \
+             WHERE m.email = $1",
+        )
+        .bind(email)
+        .fetch_optional(&self.pool)
+        .await?;
+        let by_domain = sqlx::query_as(
+            "SELECT o.id, o.slug, o.name, o.email, o.access_by, o.enforce_mfa, o.created_at, \
+             o.updated_at FROM organizations o JOIN org_domains d ON d.org_id = o.id \
+             WHERE d.domain = $1 AND o.access_by = 'domain'",
+        )
+        .bind(domain)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(OrgsOfAddress { listing, by_domain })
+    }
+
+    pub async fn org_provider_ids(&self, org_id: &str) -> Result<Vec<String>> {
+        let rows: Vec<(String,)> =
+            sqlx::query_as("SELECT provider FROM org_providers WHERE org_id = $1")
+                .bind(org_id)
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows.into_iter().map(|(p,)| p).collect())
+    }
+
+    /// Links (provider, subject) to an existing user (an organization admits them); `false`
+    /// when the identity is linked already.
+    pub async fn link_identity(
+        &self,
+        user_id: &str,
+        provider: &str,
+        subject: &str,
+        email: &str,
+        now: i64,
+    ) -> Result<bool> {
+        let r = sqlx::query(
+            "INSERT INTO upstream_identities (provider, subject, user_id, email, linked_at, last_used_at) \
+             VALUES ($1, $2, $3, $4, $5, $5)",
+        )
+        .bind(provider)
+        .bind(subject)
+        .bind(user_id)
+        .bind(email)
+        .bind(now)
+        .execute(&self.pool)
+        .await;
+        match r {
+            Ok(_) => Ok(true),
+            Err(e) => match conflict(e) {
+                super::StoreError::Conflict => Ok(false),
+                other => Err(other),
+            },
+        }
+    }
+
+    /// Creates a user just in time for an upstream identity an organization admits, linked to
+    /// it, in one transaction under the address lock: the member of `org_id` (a domain
+    /// organization), or of the organization listing the address.
+    pub async fn insert_upstream_user(
+        &self,
+        u: &super::NewUser<'_>,
+        org_id: Option<&str>,
+        provider: &str,
+        subject: &str,
+        now: i64,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        super::addresses::lock_addresses(&mut tx, now).await?;
+        if let Some(slug) = super::addresses::org_of_address(&mut tx, u.email_normalized).await? {
+            return Err(super::StoreError::Clash(super::Clash::OrgEmail {
+                email: u.email_normalized.to_string(),
+                slug,
+            }));
+        }
+        sqlx::query(
+            "INSERT INTO users (id, email, email_normalized, name, status, password_hash, \
+             password_must_change, org_id, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, \
+             NULL, 0, COALESCE($6, (SELECT org_id FROM org_members WHERE email = $3)), $7, $7)",
+        )
+        .bind(u.id)
+        .bind(u.email)
+        .bind(u.email_normalized)
+        .bind(u.name)
+        .bind(u.status)
+        .bind(org_id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(conflict)?;
+        sqlx::query(
+            "INSERT INTO upstream_identities (provider, subject, user_id, email, linked_at, last_used_at) \
+             VALUES ($1, $2, $3, $4, $5, $5)",
+        )
+        .bind(provider)
+        .bind(subject)
+        .bind(u.id)
+        .bind(u.email_normalized)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(conflict)?;
+        tx.commit().await?;
+        Ok(())
+    }
+}

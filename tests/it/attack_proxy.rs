@@ -216,6 +216,7 @@ pub fn echo_target() -> Scripted {
 /// A gateway with the `crm` app (`harness::crm_app`) relayed to `upstream`.
 pub fn crm_server(upstream: &Scripted) -> Server {
     Server::start_with(Options {
+        port: None,
         sections: crm_app(&upstream.url, "5s"),
         env: vec![],
     })

@@ -67,6 +67,7 @@ fn trusted(list: &str) -> Vec<(String, String)> {
 /// `wide`) and a modify user (every app); returns their `Cookie` headers.
 async fn fa_gateway() -> (Server, String, String) {
     let server = Server::start_with(Options {
+        port: None,
         sections: FA_APPS.into(),
         env: trusted(r#"["127.0.0.1/32"]"#),
     });
@@ -155,6 +156,7 @@ fn forwarded<'a>(host: &'a str, uri: &'a str) -> Vec<(&'a str, &'a str)> {
 fn hosts_gateway(upstream: &Upstream) -> Server {
     let url = &upstream.url;
     Server::start_with(Options {
+        port: None,
         sections: format!(
             r#"
 [[app]]

@@ -50,6 +50,7 @@ async fn weak_and_common_passwords_are_refused_naming_every_rule() {
 async fn users_roles_grants_tokens_and_json_output() {
     // Grants name configured apps only.
     let server = Server::start_with(Options {
+        port: None,
         sections: "[[app]]\nid = \"crm\"\nhost = \"crm.example.com\"\nupstream = \"none\"\nallow_roles = [\"*\"]\n\n\
                    [[app]]\nid = \"wiki\"\nhost = \"wiki.example.com\"\nupstream = \"none\"\nallow_roles = [\"*\"]\n"
             .into(),

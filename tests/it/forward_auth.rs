@@ -190,6 +190,7 @@ fn setup() -> Setup {
     for _ in 0..5 {
         let nginx_port = free_port();
         let server = Server::start_with(Options {
+            port: None,
             sections: gatehouse_config(&format!("127.0.0.1:{nginx_port}")),
             env: trust_loopback(),
         });
@@ -550,6 +551,7 @@ async fn nginx_refuses_a_user_without_a_role_for_the_app_whatever_host_is_named(
 async fn verify_answers_traefik_and_caddy_style_calls() {
     const APP: &str = "crm.example.test";
     let server = Server::start_with(Options {
+        port: None,
         sections: gatehouse_config(APP),
         env: trust_loopback(),
     });

@@ -21,6 +21,7 @@ fn start(upstream: &str) -> Server {
 
 fn start_env(upstream: &str, env: Vec<(String, String)>) -> Server {
     Server::start_with(Options {
+        port: None,
         sections: crm_app(upstream, "5s"),
         env,
     })

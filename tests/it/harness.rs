@@ -189,6 +189,10 @@ pub struct Options {
     /// in `env` values).
     pub sections: String,
     pub env: Vec<(String, String)>,
+    /// Listen on this port instead of a free one (when a peer started first must know the
+    /// gateway's address, such as an OpenID provider's registered redirect URI). Not retried
+    /// on another port: a taken port fails the test.
+    pub port: Option<u16>,
 }
 
 impl Server {
@@ -207,7 +211,7 @@ impl Server {
             let mut server = Self::spawn(&opts);
             match server.wait_healthy() {
                 Ok(()) => return server,
-                Err(logs) if attempt == ATTEMPTS => panic!(
+                Err(logs) if attempt == ATTEMPTS || opts.port.is_some() => panic!(
                     "gatehouse found its port taken {ATTEMPTS} times in a row; last logs:\n{logs}"
                 ),
                 Err(_) => continue,
@@ -219,7 +223,7 @@ impl Server {
     fn spawn(opts: &Options) -> Server {
         let dir = TempDir::new();
         let db = TestDb::new(&dir);
-        let port = free_port();
+        let port = opts.port.unwrap_or_else(free_port);
         let config_path = dir.path("gatehouse.toml");
         // `{PORT}` in the sections stands for the server's own port (for app hosts on it).
         let sections = opts.sections.replace("{PORT}", &port.to_string());

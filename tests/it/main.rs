@@ -29,4 +29,5 @@ mod seats;
 mod signin;
 mod sso;
 mod sso_microsoft;
+mod sso_orgs;
 mod tls;

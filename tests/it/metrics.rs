@@ -47,6 +47,7 @@ async fn every_proxied_request_is_counted_by_app_and_outcome() {
     let upstream = Upstream::start();
     let dead = format!("http://127.0.0.1:{}", free_port());
     let server = Server::start_with(Options {
+        port: None,
         sections: format!(
             r#"{crm}
 [[app]]
@@ -194,6 +195,7 @@ modify_seats = 5
 async fn metrics_are_served_only_to_the_allowed_addresses() {
     // Loopback is not allowed here, and the client's own X-Forwarded-For is not believed.
     let server = Server::start_with(Options {
+        port: None,
         sections: String::new(),
         env: vec![(
             "GATEHOUSE_SERVER__METRICS_ALLOW".into(),
@@ -208,6 +210,7 @@ async fn metrics_are_served_only_to_the_allowed_addresses() {
 
     // Behind a trusted proxy, the address it saw decides.
     let server = Server::start_with(Options {
+        port: None,
         sections: String::new(),
         env: vec![
             (

@@ -17,6 +17,7 @@ use serde_json::Value;
 /// `modify` and `limited` roles) relayed to `upstream`, and `extra` config.
 pub fn org_server(upstream: &Upstream, extra: &str) -> Server {
     Server::start_with(Options {
+        port: None,
         sections: format!("{}{extra}", crm_app(&upstream.url, "5s")),
         env: vec![],
     })
@@ -324,6 +325,7 @@ allow_organizations = ["acme"]
 async fn apps_refuse_or_admit_members_by_organization_on_the_proxy_and_forward_auth() {
     let upstream = Upstream::start();
     let server = Server::start_with(Options {
+        port: None,
         sections: APPS.replace("{UPSTREAM}", &upstream.url),
         env: vec![(
             "GATEHOUSE_SERVER__TRUSTED_PROXIES".into(),

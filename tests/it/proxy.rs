@@ -15,6 +15,7 @@ const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL
 fn start(upstream: &Upstream, extra: &str) -> Server {
     let url = &upstream.url;
     Server::start_with(Options {
+        port: None,
         sections: format!(
             r#"{crm}
 [[app]]
@@ -567,6 +568,7 @@ async fn apps_on_another_host_sign_in_through_a_single_use_host_bound_handoff() 
     let upstream = Upstream::start();
     let url = &upstream.url;
     let server = Server::start_with(Options {
+        port: None,
         sections: format!(
             r#"
 [[app]]

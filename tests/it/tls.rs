@@ -26,6 +26,7 @@ async fn the_gateway_serves_https_with_a_dev_certificate_over_http1_and_http2() 
     let (cert, key) = dev_cert(&certs);
     let upstream = crate::upstream::Upstream::start();
     let server = Server::start_with(Options {
+        port: None,
         sections: format!(
             "[server.tls]\ncert = \"{cert}\"\nkey = \"{key}\"\n\n\
              [[app]]\nid = \"whoami\"\nhost = \"localhost:{{PORT}}\"\npath_prefix = \"/whoami/\"\n\

@@ -129,6 +129,26 @@ impl Ops<'_> {
                         format!("{id:?} is not a provider id (1-64 of a-z, 0-9, '-', '_')"),
                     ));
                 }
+                if self.base.config.identity_provider(&id).is_none() {
+                    let known: Vec<&str> = self
+                        .base
+                        .config
+                        .identity_providers
+                        .iter()
+                        .map(|p| p.id.as_str())
+                        .collect();
+                    return Err(bad(
+                        "--provider",
+                        format!(
+                            "no identity provider {id:?} is configured (configured: {})",
+                            if known.is_empty() {
+                                "none".to_string()
+                            } else {
+                                known.join(", ")
+                            }
+                        ),
+                    ));
+                }
                 if !data.providers.contains(&id) {
                     data.providers.push(id);
                 }
@@ -149,6 +169,28 @@ impl Ops<'_> {
             .ok_or_else(|| bad("--access-by", "required: domain or email"))?;
         if let Some(problem) = shape_problem(access_by, &data.domains, &data.members) {
             return Err(OpError::Invalid(problem));
+        }
+        // A domain is proved only by Google's `hd` or Microsoft's tenant (SPEC): a domain
+        // organization's members sign in through those providers alone.
+        if access_by == AccessBy::Domain {
+            for id in &data.providers {
+                let kind = self.base.config.identity_provider(id).map(|p| p.kind);
+                if !matches!(
+                    kind,
+                    Some(
+                        crate::config::ProviderKind::Google
+                            | crate::config::ProviderKind::Microsoft
+                    )
+                ) {
+                    return Err(bad(
+                        "--provider",
+                        format!(
+                            "{id:?} is not a Google or Microsoft provider: an organization with \
+                             access by domain signs in only through those (they prove the domain)"
+                        ),
+                    ));
+                }
+            }
         }
         Ok(data)
     }

@@ -13,6 +13,7 @@ use super::*;
 /// `staff` at `/site/staff/` (modify users only), relayed to `open` and `staff`.
 fn two_apps(open: &Scripted, staff: &Scripted) -> Server {
     Server::start_with(Options {
+        port: None,
         sections: two_apps_config("127.0.0.1:{PORT}", open, staff),
         env: vec![],
     })
@@ -152,6 +153,7 @@ async fn dot_segments_and_encodings_are_judged_as_the_app_they_resolve_to() {
 async fn a_dot_segment_cannot_walk_from_one_prefix_into_another() {
     let (publ, privy) = (echo_target(), echo_target());
     let server = Server::start_with(Options {
+        port: None,
         sections: format!(
             "[[app]]\nid = \"pub\"\nhost = \"127.0.0.1:{{PORT}}\"\npath_prefix = \"/pub/\"\n\
              upstream = \"{}\"\nallow_roles = [\"limited\", \"modify\"]\n\n\
@@ -337,6 +339,7 @@ async fn routing_holds_over_tls_http2() {
     );
     let (open, staff) = (echo_target(), echo_target());
     let server = Server::start_with(Options {
+        port: None,
         sections: format!(
             "[server.tls]\ncert = \"{}\"\nkey = \"{}\"\n{}",
             cert.display(),

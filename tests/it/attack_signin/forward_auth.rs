@@ -12,6 +12,7 @@ use super::*;
 async fn verify_answers_only_trusted_proxies() {
     // Loopback is not in this list (nor is there an empty list's "everyone").
     let server = Server::start_with(Options {
+        port: None,
         sections: FA_APPS.into(),
         env: trusted(r#"["192.0.2.0/24"]"#),
     });

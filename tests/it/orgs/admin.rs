@@ -369,7 +369,35 @@ async fn organization_options_are_checked_naming_the_option() {
 #[tokio::test]
 async fn update_replaces_what_it_gives_and_members_come_and_go() {
     let upstream = Upstream::start();
-    let server = org_server(&upstream, "");
+    // A configured provider (discovery is fetched only at a sign-in, never here).
+    let server = org_server(
+        &upstream,
+        "\n[[identity_provider]]\nid = \"google\"\nkind = \"google\"\nclient_id = \"c\"\nclient_secret = \"s\"\n",
+    );
+    // A provider that is not configured is refused, naming the ones that are.
+    let err = admin_refused(
+        &server,
+        &[
+            "org",
+            "create",
+            "--slug",
+            "other",
+            "--name",
+            "Other",
+            "--email",
+            "it@other.example",
+            "--access-by",
+            "email",
+            "--provider",
+            "okta",
+        ],
+    );
+    assert!(
+        err.contains("--provider")
+            && err.contains("\"okta\"")
+            && err.contains("configured: google"),
+        "{err}"
+    );
     create_email_org(
         &server,
         "acme",
