@@ -20,6 +20,9 @@ use crate::directory::{UserStatus, normalize_email};
 use crate::error::AppError;
 use crate::store::{self, UserRow};
 
+/// A link's `last_used_at` is kept to this many seconds (not written at every sign-in).
+const TOUCH_EVERY: i64 = 3600;
+
 pub enum Admission {
     /// Rule 1: the identity was linked to this user already.
     Linked(UserRow),
@@ -66,14 +69,12 @@ pub async fn admit(
 ) -> Result<Result<Admission, Refusal>, AppError> {
     let now = store::now();
     // Rule 1.
-    if let Some(user_id) = core
-        .store
-        .linked_user(&id.provider, &id.subject, now)
-        .await?
-    {
-        let Some(user) = core.store.user_by_id(&user_id).await? else {
-            return Ok(Err(Refusal("linked_user_missing")));
-        };
+    if let Some((user, last_used)) = core.store.linked_user(&id.provider, &id.subject).await? {
+        if last_used.is_none_or(|t| now - t >= TOUCH_EVERY) {
+            core.store
+                .touch_identity(&id.provider, &id.subject, now)
+                .await?;
+        }
         return Ok(may_sign_in(&user, now).map(|()| Admission::Linked(user)));
     }
     // Every rule after this one rests on the address.

@@ -27,5 +27,6 @@ mod schema;
 mod seats;
 mod signin;
 mod sso;
+mod sso_bench;
 mod sso_microsoft;
 mod tls;
