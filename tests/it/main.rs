@@ -29,4 +29,5 @@ mod signin;
 mod sso;
 mod sso_bench;
 mod sso_microsoft;
+mod sso_peer;
 mod tls;
