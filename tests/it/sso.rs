@@ -268,6 +268,12 @@ async fn no_silent_linking_by_address() {
     ));
     let r = sso(&mut server.browser(), "corp", "/").await;
     assert_eq!(r.status, 303, "{}", r.body);
+    // Linked, but the provider no longer vouches for the address: refused (SPEC: always).
+    idp.next(Next::claims(
+        json!({"sub": "c-1", "email": "lee@acme.test", "email_verified": false}),
+    ));
+    assert_eq!(sso(&mut server.browser(), "corp", "/").await.status, 403);
+    assert_eq!(last_sso_failure(&server), "email_not_verified");
     // A blocked user's linked identity is refused.
     server.admin_ok(&["user", "block", "--email", "lee@acme.test"]);
     idp.next(Next::claims(
