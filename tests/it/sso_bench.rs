@@ -62,6 +62,7 @@ async fn bench_sso_sign_ins() {
     for _ in 0..20 {
         one(&mut server.browser(), &client).await;
     }
+    let lines0 = server.logs().lines().count();
     let cpu0 = cpu_seconds(server.pid());
     let t0 = Instant::now();
     let mut tasks = Vec::new();
@@ -82,14 +83,16 @@ async fn bench_sso_sign_ins() {
     let wall = t0.elapsed().as_secs_f64();
     let cpu = cpu_seconds(server.pid()) - cpu0;
     let done = (total / clients) * clients;
+    let lines = server.logs().lines().count() - lines0;
     println!(
-        "SSO sign-ins: {done} with {clients} clients in {wall:.2} s = {:.0}/s; gateway CPU {:.3} ms per sign-in ({} database)",
+        "SSO sign-ins: {done} with {clients} clients in {wall:.2} s = {:.0}/s; gateway CPU {:.3} ms per sign-in ({} database; {:.1} log lines per sign-in)",
         done as f64 / wall,
         cpu * 1000.0 / done as f64,
         if server.db.is_postgres() {
             "PostgreSQL"
         } else {
             "SQLite"
-        }
+        },
+        lines as f64 / done as f64
     );
 }
