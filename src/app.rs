@@ -331,6 +331,7 @@ pub async fn serve(config: Config) -> Result<(), BoxError> {
     let sampler = tokio::spawn(sample_seats(core.clone()));
     let sso = crate::sso::Sso::new(core.clone())?;
     let sso_refresh = tokio::spawn(sso.providers.clone().refresh_forever());
+    let sso_sweep = tokio::spawn(sso.clone().sweep_forever());
     let mailer = {
         let core = core.clone();
         let stop = stop_rx.clone();
@@ -359,6 +360,7 @@ pub async fn serve(config: Config) -> Result<(), BoxError> {
     let _ = stop_tx.send(true);
     sampler.abort();
     sso_refresh.abort();
+    sso_sweep.abort();
     let _ = mailer.await;
     let _ = follower.await;
     if drained {

@@ -110,23 +110,17 @@ pub async fn advance_location_upstream(
                 ip: &ip,
                 user_agent: &client.user_agent,
                 parent: None,
+                upstream,
             },
         )
         .await?;
-    match (upstream, replace) {
-        (Some((provider, refresh)), _) => {
-            core.store
-                .set_session_upstream(&session.id.to_string(), provider, refresh)
-                .await?
-        }
-        (None, Some(old)) => {
-            core.store
-                .carry_session_upstream(&old.id.to_string(), &session.id.to_string())
-                .await?
-        }
-        (None, None) => {}
+    if let (None, Some(old)) = (upstream, replace) {
+        core.store
+            .carry_session_upstream(&old.id.to_string(), &session.id.to_string())
+            .await?;
     }
-    if stage == Stage::Active {
+    // An upstream sign-in was audited (`signin.sso`) when its identity was admitted.
+    if stage == Stage::Active && upstream.is_none() {
         audit::record(
             &core.store,
             audit::Event {

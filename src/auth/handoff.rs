@@ -321,6 +321,7 @@ pub async fn get_callback(
                 ip: &ip,
                 user_agent: &client.user_agent,
                 parent: Some((&parent.id, parent.expires_at, &host)),
+                upstream: None,
             },
         )
         .await?;

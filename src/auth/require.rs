@@ -200,6 +200,7 @@ mod tests {
                     ip: "127.0.0.1",
                     user_agent: "test",
                     parent: None,
+                    upstream: None,
                 },
             )
             .await

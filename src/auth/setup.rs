@@ -177,6 +177,7 @@ pub async fn post_setup(
                 ip: &ip,
                 user_agent: &client.user_agent,
                 parent: None,
+                upstream: None,
             },
         )
         .await?;

@@ -133,6 +133,9 @@ pub struct NewSession<'a> {
     /// A session on an app host, handed off from this (id, absolute expiry) session, and
     /// that host.
     pub parent: Option<(&'a str, i64, &'a str)>,
+    /// Signed in through an upstream provider: its id, and its refresh token sealed under the
+    /// master key when it granted one.
+    pub upstream: Option<(&'a str, Option<&'a str>)>,
 }
 
 pub struct Sessions {
@@ -185,6 +188,8 @@ impl Sessions {
             revoked_at: None,
             parent_id: s.parent.map(|(id, _, _)| id.to_string()),
             host: s.parent.map(|(_, _, host)| host.to_ascii_lowercase()),
+            upstream_provider: s.upstream.map(|(p, _)| p.to_string()),
+            upstream_refresh_token: s.upstream.and_then(|(_, t)| t.map(str::to_string)),
         };
         store.insert_session(&row).await?;
         let session = Arc::new(Session::from_row(row).expect("stage is valid"));
@@ -398,6 +403,8 @@ mod tests {
             revoked_at: None,
             parent_id: None,
             host: None,
+            upstream_provider: None,
+            upstream_refresh_token: None,
         }
     }
 

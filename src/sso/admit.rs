@@ -1,5 +1,6 @@
 //! Who an upstream identity signs in as — one function, the rules in order:
 //!
+//! 0. Google and generic providers must say `email_verified = true`, always;
 //! 1. a linked (provider, subject) signs in as its user, if that user may sign in (active and
 //!    not locked; blocked, deprovisioned, invited-only and locked users are refused);
 //! 2. an unlinked identity whose verified address (`token::email_is_verified`) is a user's
@@ -25,6 +26,9 @@ use crate::core::Core;
 use crate::directory::{UserStatus, normalize_email};
 use crate::error::AppError;
 use crate::store::{self, UserRow};
+
+/// A link's `last_used_at` is kept to this many seconds (not written at every sign-in).
+const TOUCH_EVERY: i64 = 3600;
 
 pub enum Admission {
     /// Rule 1: the identity was linked to this user already.
@@ -85,15 +89,18 @@ pub async fn admit(
     id: &UpstreamIdentity,
 ) -> Result<Result<Admission, Refusal>, AppError> {
     let now = store::now();
+    // SPEC, Upstream SSO: `email_verified` must be true — for Google and any OpenID provider
+    // on every sign-in (Entra ID sends no such claim; its address matters only for rule 2).
+    if kind != ProviderKind::Microsoft && !id.email_verified {
+        return Ok(Err(Refusal("email_not_verified")));
+    }
     // Rule 1.
-    if let Some(user_id) = core
-        .store
-        .linked_user(&id.provider, &id.subject, now)
-        .await?
-    {
-        let Some(user) = core.store.user_by_id(&user_id).await? else {
-            return Ok(Err(Refusal("linked_user_missing")));
-        };
+    if let Some((user, last_used)) = core.store.linked_user(&id.provider, &id.subject).await? {
+        if last_used.is_none_or(|t| now - t >= TOUCH_EVERY) {
+            core.store
+                .touch_identity(&id.provider, &id.subject, now)
+                .await?;
+        }
         return Ok(may_sign_in(&user, now).map(|()| Admission::Linked(user)));
     }
     // Every rule after this one rests on the address.

@@ -108,20 +108,17 @@ pub async fn get_start(
     let state_hash = crypto::sha256_hex(state.as_bytes());
     let now = store::now();
     sso.store
-        .insert_sso_state(
-            &SsoStateRow {
-                pkce_verifier: sso
-                    .keys
-                    .seal(&format!("sso_state:{state_hash}"), verifier.as_bytes()),
-                state_hash,
-                provider: id.clone(),
-                browser_hash: crypto::sha256_hex(browser.as_bytes()),
-                nonce: nonce.clone(),
-                rd,
-                expires_at: now + STATE_TTL,
-            },
-            now,
-        )
+        .insert_sso_state(&SsoStateRow {
+            pkce_verifier: sso
+                .keys
+                .seal(&format!("sso_state:{state_hash}"), verifier.as_bytes()),
+            state_hash,
+            provider: id.clone(),
+            browser_hash: crypto::sha256_hex(browser.as_bytes()),
+            nonce: nonce.clone(),
+            rd,
+            expires_at: now + STATE_TTL,
+        })
         .await?;
     let mut to = d.authorization_endpoint.clone();
     to.query_pairs_mut()

@@ -34,6 +34,18 @@ impl Sso {
         let providers = Registry::new(&core.config.identity_providers)?;
         Ok(Arc::new(Sso { core, providers }))
     }
+
+    /// Clears expired authorization requests once a minute (a request nobody came back from
+    /// stays at most `flow::STATE_TTL` plus a minute).
+    pub async fn sweep_forever(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            if let Err(e) = self.store.purge_sso_states(crate::store::now()).await {
+                tracing::warn!(error = %e, "could not clear expired sign-in requests");
+            }
+        }
+    }
 }
 
 pub fn routes<S>() -> Router<S>

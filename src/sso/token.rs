@@ -240,6 +240,8 @@ pub async fn verify(
     })?;
     let ms = c.microsoft.as_ref();
     let multi_tenant = ms.is_some_and(|m| !matches!(m.tenant, Tenant::Single(_)));
+    let google_default = c.kind == ProviderKind::Google
+        && d.issuer == crate::config::identity_provider::GOOGLE_ISSUER;
     let issuer = IssuerUrl::new(d.issuer.clone()).map_err(|_| {
         AppError::Upstream(format!("identity provider {}: issuer is not a URL", c.id))
     })?;
@@ -258,8 +260,9 @@ pub async fn verify(
             Ok(())
         }
     })
-    // Multi-tenant Microsoft: the issuer is a template, checked below against `tid`.
-    .require_issuer_match(!multi_tenant);
+    // Multi-tenant Microsoft: the issuer is a template, checked below against `tid`; Google
+    // writes its issuer with or without the scheme, checked below too.
+    .require_issuer_match(!multi_tenant && !google_default);
     let claims = token
         .claims(&verifier, &Nonce::new(nonce.to_string()))
         .map_err(|e| {
@@ -292,6 +295,11 @@ pub async fn verify(
     };
     match c.kind {
         ProviderKind::Google => {
+            // Google's ID tokens say `https://accounts.google.com` or `accounts.google.com`.
+            let iss = claims.issuer().as_str();
+            if google_default && iss != d.issuer && iss != "accounts.google.com" {
+                return Err(refused("id_token_issuer"));
+            }
             id.hosted_domain = extra.hd.clone().map(|h| h.to_ascii_lowercase());
         }
         ProviderKind::Oidc => {}

@@ -18,6 +18,13 @@ pub struct SessionRow {
     /// For a session created on an app host by a handoff: that host, the only one it is
     /// valid on.
     pub host: Option<String>,
+    /// Signed in through this upstream provider (written at insert; not read with the
+    /// session, see `carry_session_upstream`).
+    #[sqlx(default)]
+    pub upstream_provider: Option<String>,
+    /// Its refresh token, sealed under the master key.
+    #[sqlx(default)]
+    pub upstream_refresh_token: Option<String>,
 }
 
 macro_rules! columns {
@@ -31,7 +38,8 @@ impl Store {
         sqlx::query(concat!(
             "INSERT INTO sessions (",
             columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULL, $11, $12)"
+            ", upstream_provider, upstream_refresh_token) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULL, $11, $12, $13, $14)"
         ))
         .bind(&s.id)
         .bind(&s.token_hash)
@@ -45,6 +53,8 @@ impl Store {
         .bind(s.expires_at)
         .bind(&s.parent_id)
         .bind(&s.host)
+        .bind(&s.upstream_provider)
+        .bind(&s.upstream_refresh_token)
         .execute(&self.pool)
         .await?;
         Ok(())

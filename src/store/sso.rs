@@ -1,7 +1,14 @@
 //! Upstream sign-in: authorization requests under way (`sso_states`), linked upstream
 //! identities, invitations, and the provider a session came through.
 
-use super::{Result, Store, conflict};
+use super::{Result, Store, UserRow, conflict};
+
+#[derive(sqlx::FromRow)]
+struct LinkedRow {
+    #[sqlx(flatten)]
+    user: UserRow,
+    last_used_at: Option<i64>,
+}
 
 /// An authorization request under way, as stored (the PKCE verifier sealed).
 #[derive(Clone, sqlx::FromRow)]
@@ -35,12 +42,16 @@ pub struct InvitationRow {
 }
 
 impl Store {
-    pub async fn insert_sso_state(&self, s: &SsoStateRow, now: i64) -> Result<()> {
-        // Requests nobody came back from expire unused: clear them as new ones are made.
-        sqlx::query("DELETE FROM sso_states WHERE expires_at <= $1")
+    /// Requests nobody came back from expire unused (see `sso::Sso::sweep_forever`).
+    pub async fn purge_sso_states(&self, now: i64) -> Result<u64> {
+        Ok(sqlx::query("DELETE FROM sso_states WHERE expires_at <= $1")
             .bind(now)
             .execute(&self.pool)
-            .await?;
+            .await?
+            .rows_affected())
+    }
+
+    pub async fn insert_sso_state(&self, s: &SsoStateRow) -> Result<()> {
         sqlx::query(
             "INSERT INTO sso_states (state_hash, provider, browser_hash, nonce, pkce_verifier, rd, expires_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -70,23 +81,36 @@ impl Store {
         .await?)
     }
 
-    /// The user linked to this upstream identity, marking it used.
+    /// The user linked to this upstream identity, and when the link was last used.
     pub async fn linked_user(
         &self,
         provider: &str,
         subject: &str,
-        now: i64,
-    ) -> Result<Option<String>> {
-        let row: Option<(String,)> = sqlx::query_as(
-            "UPDATE upstream_identities SET last_used_at = $3 WHERE provider = $1 AND subject = $2 \
-             RETURNING user_id",
+    ) -> Result<Option<(UserRow, Option<i64>)>> {
+        let row: Option<LinkedRow> = sqlx::query_as(
+            "SELECT u.id, u.email, u.email_normalized, u.name, u.status, u.password_hash, \
+             u.password_must_change, u.totp_secret, u.totp_pending_secret, u.totp_last_step, \
+             u.failed_count, u.first_failure_at, u.locked_until, u.org_id, u.created_at, u.updated_at, \
+             i.last_used_at FROM upstream_identities i JOIN users u ON u.id = i.user_id \
+             WHERE i.provider = $1 AND i.subject = $2",
+        )
+        .bind(provider)
+        .bind(subject)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| (r.user, r.last_used_at)))
+    }
+
+    pub async fn touch_identity(&self, provider: &str, subject: &str, now: i64) -> Result<()> {
+        sqlx::query(
+            "UPDATE upstream_identities SET last_used_at = $3 WHERE provider = $1 AND subject = $2",
         )
         .bind(provider)
         .bind(subject)
         .bind(now)
-        .fetch_optional(&self.pool)
+        .execute(&self.pool)
         .await?;
-        Ok(row.map(|r| r.0))
+        Ok(())
     }
 
     pub async fn identities_of(&self, user_id: &str) -> Result<Vec<IdentityRow>> {

@@ -28,6 +28,8 @@ mod schema;
 mod seats;
 mod signin;
 mod sso;
+mod sso_bench;
 mod sso_microsoft;
 mod sso_orgs;
+mod sso_peer;
 mod tls;

@@ -136,6 +136,16 @@ async fn an_invited_user_signs_in_with_google_links_and_reaches_the_app() {
     let claims = assertion_of(&mut b, &server).await;
     assert_eq!(claims["email"], "pat@acme.test");
     assert_eq!(claims["amr"], json!(["sso:google"]));
+    // The browser-binding cookie is the gateway's: never passed to an app.
+    b.cookies
+        .insert("gatehouse_sso".into(), "a-binding-value".into());
+    b.cookies.insert("app_cookie".into(), "kept".into());
+    let seen = b.get_json("/whoami/").await.body;
+    assert!(seen.contains("app_cookie=kept"), "{seen}");
+    assert!(
+        !seen.contains("a-binding-value"),
+        "gatehouse_sso reached the app: {seen}"
+    );
 
     // The PKCE challenge went upstream as S256; the provider checked the verifier.
     let req = idp.authorize_requests().pop().unwrap();
@@ -258,6 +268,12 @@ async fn no_silent_linking_by_address() {
     ));
     let r = sso(&mut server.browser(), "corp", "/").await;
     assert_eq!(r.status, 303, "{}", r.body);
+    // Linked, but the provider no longer vouches for the address: refused (SPEC: always).
+    idp.next(Next::claims(
+        json!({"sub": "c-1", "email": "lee@acme.test", "email_verified": false}),
+    ));
+    assert_eq!(sso(&mut server.browser(), "corp", "/").await.status, 403);
+    assert_eq!(last_sso_failure(&server), "email_not_verified");
     // A blocked user's linked identity is refused.
     server.admin_ok(&["user", "block", "--email", "lee@acme.test"]);
     idp.next(Next::claims(

@@ -111,7 +111,8 @@ async fn a_domain_organizations_workspace_user_is_created_on_first_sign_in_with_
 
     // Signing in again uses the link; still one account.
     let mut again = server.browser();
-    assert_eq!(sso(&server, &peer, &mut again, "alice").await.status, 303);
+    let r = sso(&server, &peer, &mut again, "alice").await;
+    assert_eq!(r.status, 303, "{}", r.body);
     let users: Value = serde_json::from_str(&server.admin_ok(&["--json", "user", "list"])).unwrap();
     let alices = users
         .as_array()
