@@ -220,7 +220,7 @@ impl crate::server::Dispatch for Gateway {
     }
 
     fn canonical_target(target: &str) -> Option<(std::borrow::Cow<'_, str>, usize)> {
-        crate::proxy::target::canonical_split(target).ok()
+        crate::web::target::canonical_split(target).ok()
     }
 
     /// The head's target is canonical already (`server::http1`). An ambiguous one is bridged

@@ -222,7 +222,7 @@ mod tests {
 
     /// The gateway's reading of a target (what `Dispatch::canonical_target` gives the engine).
     fn canonical(target: &str) -> Option<(Cow<'_, str>, usize)> {
-        crate::proxy::target::canonical_split(target).ok()
+        crate::web::target::canonical_split(target).ok()
     }
 
     fn done(raw: &str) -> Head {
