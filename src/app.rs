@@ -18,7 +18,8 @@ use tower_http::set_header::SetResponseHeaderLayer;
 
 /// Nothing here. A request from this machine for a host that is neither the gateway's nor an
 /// app's is told which hosts are configured (the usual first-hour slip: `127.0.0.1` for an app
-/// on `localhost`); anyone else learns nothing about the configuration.
+/// on `localhost`); anyone else — including whatever a proxy on this machine forwards — learns
+/// nothing about the configuration.
 async fn not_found(
     axum::extract::State(core): axum::extract::State<AppState>,
     axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
@@ -30,7 +31,11 @@ async fn not_found(
         .and_then(|h| h.to_str().ok())
         .unwrap_or("")
         .to_ascii_lowercase();
-    let local = peer.ip().is_loopback();
+    // From this machine itself, not through a proxy on it (which would forward strangers).
+    let forwarded = ["x-forwarded-for", "forwarded", "x-real-ip"]
+        .iter()
+        .any(|h| headers.contains_key(*h));
+    let local = peer.ip().is_loopback() && !forwarded;
     let known = host == core.config.public_host() || core.config.is_app_host(&host);
     if !local || known {
         return crate::error::AppError::NotFound.into_response();

@@ -241,6 +241,16 @@ async fn a_host_with_no_app_is_told_which_hosts_are_configured_when_asked_from_t
         )) || body.contains(&format!("localhost:{}/whoami/ (app whoami)", server.port)),
         "{body}"
     );
+    // Forwarded by a proxy on this machine: a stranger's request, told nothing.
+    let r = reqwest::Client::new()
+        .get(format!("{}/whoami/", server.base))
+        .header("host", format!("elsewhere.test:{}", server.port))
+        .header("x-forwarded-for", "203.0.113.7")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    assert!(!r.text().await.unwrap().contains("answers for"));
     // On a known host, a missing page is just that.
     let r = reqwest::get(format!("{}/no-such-page", server.base))
         .await
