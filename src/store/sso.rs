@@ -149,17 +149,7 @@ impl Store {
         if spent == 0 {
             return Ok(false);
         }
-        let linked = sqlx::query(
-            "INSERT INTO upstream_identities (provider, subject, user_id, email, linked_at, last_used_at) \
-             VALUES ($1, $2, $3, $4, $5, $5)",
-        )
-        .bind(provider)
-        .bind(subject)
-        .bind(user_id)
-        .bind(email)
-        .bind(now)
-        .execute(&mut *tx)
-        .await;
+        let linked = insert_identity(&mut *tx, provider, subject, user_id, email, now).await;
         if let Err(e) = linked {
             return match conflict(e) {
                 super::StoreError::Conflict => Ok(false),
@@ -318,18 +308,7 @@ impl Store {
         email: &str,
         now: i64,
     ) -> Result<bool> {
-        let r = sqlx::query(
-            "INSERT INTO upstream_identities (provider, subject, user_id, email, linked_at, last_used_at) \
-             VALUES ($1, $2, $3, $4, $5, $5)",
-        )
-        .bind(provider)
-        .bind(subject)
-        .bind(user_id)
-        .bind(email)
-        .bind(now)
-        .execute(&self.pool)
-        .await;
-        match r {
+        match insert_identity(&self.pool, provider, subject, user_id, email, now).await {
             Ok(_) => Ok(true),
             Err(e) => match conflict(e) {
                 super::StoreError::Conflict => Ok(false),
@@ -350,41 +329,36 @@ impl Store {
         now: i64,
     ) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        super::addresses::lock_addresses(&mut tx, now).await?;
-        if let Some(slug) = super::addresses::org_of_address(&mut tx, u.email_normalized).await? {
-            return Err(super::StoreError::Clash(super::Clash::OrgEmail {
-                email: u.email_normalized.to_string(),
-                slug,
-            }));
-        }
-        sqlx::query(
-            "INSERT INTO users (id, email, email_normalized, name, status, password_hash, \
-             password_must_change, org_id, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, \
-             NULL, 0, COALESCE($6, (SELECT org_id FROM org_members WHERE email = $3)), $7, $7)",
-        )
-        .bind(u.id)
-        .bind(u.email)
-        .bind(u.email_normalized)
-        .bind(u.name)
-        .bind(u.status)
-        .bind(org_id)
-        .bind(now)
-        .execute(&mut *tx)
-        .await
-        .map_err(conflict)?;
-        sqlx::query(
-            "INSERT INTO upstream_identities (provider, subject, user_id, email, linked_at, last_used_at) \
-             VALUES ($1, $2, $3, $4, $5, $5)",
-        )
-        .bind(provider)
-        .bind(subject)
-        .bind(u.id)
-        .bind(u.email_normalized)
-        .bind(now)
-        .execute(&mut *tx)
-        .await
-        .map_err(conflict)?;
+        super::users::insert_user_in(&mut tx, u, org_id, now).await?;
+        insert_identity(&mut *tx, provider, subject, u.id, u.email_normalized, now)
+            .await
+            .map_err(conflict)?;
         tx.commit().await?;
         Ok(())
     }
+}
+
+/// One (provider, subject) → user link.
+async fn insert_identity<'e, E>(
+    ex: E,
+    provider: &str,
+    subject: &str,
+    user_id: &str,
+    email: &str,
+    now: i64,
+) -> std::result::Result<sqlx::any::AnyQueryResult, sqlx::Error>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
+    sqlx::query(
+        "INSERT INTO upstream_identities (provider, subject, user_id, email, linked_at, last_used_at) \
+         VALUES ($1, $2, $3, $4, $5, $5)",
+    )
+    .bind(provider)
+    .bind(subject)
+    .bind(user_id)
+    .bind(email)
+    .bind(now)
+    .execute(ex)
+    .await
 }

@@ -46,29 +46,7 @@ impl Store {
     /// (see `orgs`), so no organization can claim the address meanwhile.
     pub async fn insert_user(&self, u: &NewUser<'_>, now: i64) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        super::addresses::lock_addresses(&mut tx, now).await?;
-        if let Some(slug) = super::addresses::org_of_address(&mut tx, u.email_normalized).await? {
-            return Err(StoreError::Clash(Clash::OrgEmail {
-                email: u.email_normalized.to_string(),
-                slug,
-            }));
-        }
-        sqlx::query(
-            "INSERT INTO users (id, email, email_normalized, name, status, password_hash, \
-             password_must_change, org_id, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, \
-             (SELECT org_id FROM org_members WHERE email = $3), $8, $8)",
-        )
-        .bind(u.id)
-        .bind(u.email)
-        .bind(u.email_normalized)
-        .bind(u.name)
-        .bind(u.status)
-        .bind(u.password_hash)
-        .bind(u.password_must_change as i64)
-        .bind(now)
-        .execute(&mut *tx)
-        .await
-        .map_err(conflict)?;
+        insert_user_in(&mut tx, u, None, now).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -369,4 +347,39 @@ impl Store {
         tx.commit().await?;
         Ok(())
     }
+}
+
+/// [`Store::insert_user`] inside `tx`: the member of `org_id` when given (a domain
+/// organization's), else of the organization listing the address, if any.
+pub(super) async fn insert_user_in(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    u: &NewUser<'_>,
+    org_id: Option<&str>,
+    now: i64,
+) -> Result<()> {
+    super::addresses::lock_addresses(tx, now).await?;
+    if let Some(slug) = super::addresses::org_of_address(tx, u.email_normalized).await? {
+        return Err(StoreError::Clash(Clash::OrgEmail {
+            email: u.email_normalized.to_string(),
+            slug,
+        }));
+    }
+    sqlx::query(
+        "INSERT INTO users (id, email, email_normalized, name, status, password_hash, \
+         password_must_change, org_id, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, \
+         COALESCE($8, (SELECT org_id FROM org_members WHERE email = $3)), $9, $9)",
+    )
+    .bind(u.id)
+    .bind(u.email)
+    .bind(u.email_normalized)
+    .bind(u.name)
+    .bind(u.status)
+    .bind(u.password_hash)
+    .bind(u.password_must_change as i64)
+    .bind(org_id)
+    .bind(now)
+    .execute(&mut **tx)
+    .await
+    .map_err(conflict)?;
+    Ok(())
 }
