@@ -7,7 +7,7 @@ use crate::core::AppState;
 use crate::credentials::lockout::Slot;
 use crate::credentials::password::Verified;
 use crate::credentials::totp;
-use crate::directory::{UserStatus, normalize_email};
+use crate::directory::{Concern, Realm, UserStatus, normalize_email, realm, valid_email};
 use crate::error::AppError;
 use crate::session::Stage;
 use crate::store::{self, UserRow};
@@ -38,8 +38,8 @@ pub struct LoginForm {
     csrf: String,
     #[serde(default)]
     email: String,
-    #[serde(default)]
-    password: String,
+    /// Absent on the email step (home-realm discovery), present on the password step.
+    password: Option<String>,
     #[serde(default)]
     rd: String,
 }
@@ -63,28 +63,165 @@ pub async fn get_login(
         let to = crate::auth::handoff::final_location(&core, &q.rd);
         return Ok(super::see_other(&to, None));
     }
+    let all: Vec<String> = (core.config.identity_providers.iter())
+        .map(|p| p.id.clone())
+        .collect();
     Ok(page(
         &core,
         &headers,
         StatusCode::OK,
         "login.html",
-        minijinja::context! { providers => providers(&core, &q.rd), rd => q.rd },
+        minijinja::context! { step => "email", providers => buttons(&core, &q.rd, &all, None), rd => q.rd },
     ))
 }
 
-/// The sign-in page's buttons: one per configured identity provider (label, start URL).
-fn providers(core: &crate::core::Core, rd: &str) -> Vec<(String, String)> {
-    let rd: String = url::form_urlencoded::byte_serialize(rd.as_bytes()).collect();
+/// The email step again, keeping the return URL ("Use another address").
+fn again(rd: &str) -> String {
+    if rd.is_empty() {
+        "/login".into()
+    } else {
+        format!("/login?rd={}", encode(rd))
+    }
+}
+
+fn encode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// Where a provider's sign-in starts, coming back to `rd`, with the address as `login_hint`.
+fn start_url(provider: &str, rd: &str, hint: Option<&str>) -> String {
+    let mut query = Vec::new();
+    if !rd.is_empty() {
+        query.push(format!("rd={}", encode(rd)));
+    }
+    if let Some(hint) = hint {
+        query.push(format!("login_hint={}", encode(hint)));
+    }
+    if query.is_empty() {
+        format!("/.gatehouse/sso/{provider}")
+    } else {
+        format!("/.gatehouse/sso/{provider}?{}", query.join("&"))
+    }
+}
+
+/// The sign-in page's buttons for these providers (label, start URL), in config order.
+fn buttons(
+    core: &crate::core::Core,
+    rd: &str,
+    ids: &[String],
+    hint: Option<&str>,
+) -> Vec<(String, String)> {
     (core.config.identity_providers.iter())
-        .map(|p| {
-            let start = if rd.is_empty() {
-                format!("/.gatehouse/sso/{}", p.id)
-            } else {
-                format!("/.gatehouse/sso/{}?rd={rd}", p.id)
-            };
-            (p.name.clone(), start)
-        })
+        .filter(|p| ids.contains(&p.id))
+        .map(|p| (p.name.clone(), start_url(&p.id, rd, hint)))
         .collect()
+}
+
+/// Home-realm discovery for a normalized address: the organization that concerns it (the
+/// email organization listing it first, as at admission), never its account.
+async fn realm_of(core: &crate::core::Core, email: &str) -> Result<Realm, AppError> {
+    let domain = email.rsplit_once('@').map_or("", |(_, d)| d);
+    let orgs = core.store.orgs_of_address(email, domain).await?;
+    Ok(match (orgs.listing, orgs.by_domain) {
+        (Some(org), _) => {
+            let providers = core.store.org_provider_ids(&org.id).await?;
+            realm(
+                &core.config.identity_providers,
+                Concern::Listed {
+                    providers: &providers,
+                },
+            )
+        }
+        (None, Some(org)) => {
+            let providers = core.store.org_provider_ids(&org.id).await?;
+            realm(
+                &core.config.identity_providers,
+                Concern::Domain {
+                    providers: &providers,
+                },
+            )
+        }
+        (None, None) => realm(&core.config.identity_providers, Concern::None),
+    })
+}
+
+/// The email step answered (SPEC: Home-realm discovery): a domain organization's address goes
+/// straight to its provider with `login_hint`; any other address gets the password step and
+/// the buttons it may use. Nothing here reads an account.
+async fn discover(
+    core: &crate::core::Core,
+    headers: &HeaderMap,
+    client: &ClientInfo,
+    typed: &str,
+    rd: &str,
+) -> Result<Response, AppError> {
+    let email = normalize_email(typed);
+    let typed = typed.trim();
+    if !valid_email(&email) {
+        return Ok(page(
+            core,
+            headers,
+            StatusCode::BAD_REQUEST,
+            "login.html",
+            minijinja::context! { step => "email", rd => rd, email => typed, error => "Enter your email address.", providers => buttons(core, rd, &all_providers(core), None) },
+        ));
+    }
+    if core.store.org_by_email(&email).await?.is_some() {
+        audit_org_address(core, client, &email, "email").await;
+        return Ok(page(
+            core,
+            headers,
+            StatusCode::UNAUTHORIZED,
+            "login.html",
+            minijinja::context! { step => "email", rd => rd, email => typed, error => ORG_ADDRESS_REFUSED, providers => buttons(core, rd, &all_providers(core), None) },
+        ));
+    }
+    Ok(match realm_of(core, &email).await? {
+        Realm::Upstream(ids) if ids.len() == 1 => {
+            super::see_other(&start_url(&ids[0], rd, Some(typed)), None).into_response()
+        }
+        Realm::Upstream(ids) => {
+            let error = ids.is_empty().then_some(
+                "Your organization signs in through a provider that is not available here. Ask an administrator.",
+            );
+            page(
+                core,
+                headers,
+                StatusCode::OK,
+                "login.html",
+                minijinja::context! { step => "upstream", again => again(rd), rd => rd, email => typed, error => error, providers => buttons(core, rd, &ids, Some(typed)) },
+            )
+        }
+        Realm::Password(ids) => page(
+            core,
+            headers,
+            StatusCode::OK,
+            "login.html",
+            minijinja::context! { step => "password", again => again(rd), rd => rd, email => typed, providers => buttons(core, rd, &ids, Some(typed)) },
+        ),
+    })
+}
+
+fn all_providers(core: &crate::core::Core) -> Vec<String> {
+    (core.config.identity_providers.iter())
+        .map(|p| p.id.clone())
+        .collect()
+}
+
+async fn audit_org_address(core: &crate::core::Core, client: &ClientInfo, email: &str, step: &str) {
+    audit::record(
+        &core.store,
+        audit::Event {
+            action: "signin",
+            outcome: "failure",
+            actor: &Actor::anonymous(),
+            target: email,
+            target_user_id: None,
+            ip: &client.ip.to_string(),
+            details: serde_json::json!({ "reason": "organization_address", "step": step }),
+        },
+    )
+    .await;
 }
 
 async fn refuse(
@@ -136,13 +273,26 @@ async fn refuse_saying(
         },
     )
     .await;
+    // The buttons the email step would offer: the same page for an unknown address and for a
+    // known one outside every organization.
+    let ids = match realm_of(core, email).await {
+        Ok(Realm::Password(ids) | Realm::Upstream(ids)) => ids,
+        Err(_) => Vec::new(),
+    };
     page(
         core,
         headers,
         StatusCode::UNAUTHORIZED,
         "login.html",
-        minijinja::context! { rd => rd, error => message, email => email, providers => providers(core, rd) },
+        minijinja::context! { step => "password", again => again(rd), rd => rd, error => message, email => email, providers => buttons(core, rd, &ids, Some(email)) },
     )
+}
+
+/// The password step's fields.
+struct PasswordForm {
+    email: String,
+    password: String,
+    rd: String,
 }
 
 pub async fn post_login(
@@ -151,6 +301,14 @@ pub async fn post_login(
     headers: HeaderMap,
     CsrfForm(f): CsrfForm<LoginForm>,
 ) -> Result<Response, AppError> {
+    let Some(password) = f.password.clone() else {
+        return discover(&core, &headers, &client, &f.email, &f.rd).await;
+    };
+    let f = PasswordForm {
+        email: f.email,
+        password,
+        rd: f.rd,
+    };
     let email = normalize_email(&f.email);
     if core.lockout.ip_blocked(client.ip) {
         // Same work as a real attempt, so the throttle is not visible in the timing either.

@@ -24,6 +24,7 @@ mod metrics;
 mod orgs;
 mod peer_oidc;
 mod proxy;
+mod realm;
 mod schema;
 mod seats;
 mod signin;
