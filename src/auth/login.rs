@@ -105,7 +105,7 @@ fn start_url(provider: &str, rd: &str, hint: Option<&str>) -> String {
 }
 
 /// The sign-in page's buttons for these providers (label, start URL), in config order.
-fn buttons(
+pub(super) fn buttons(
     core: &crate::core::Core,
     rd: &str,
     ids: &[String],

@@ -10,6 +10,7 @@ pub mod current;
 pub mod enroll;
 pub mod flow;
 pub mod handoff;
+pub mod invite;
 pub mod login;
 pub mod pages;
 pub mod password_change;
@@ -49,6 +50,7 @@ where
             get(password_change::get_change).post(password_change::post_change),
         )
         .route("/setup", get(setup::get_setup).post(setup::post_setup))
+        .route("/invite", get(invite::get_invite).post(invite::post_invite))
         // Cross-host sign-in, on app hosts and the public host (see `handoff`).
         .route("/.gatehouse/login", get(handoff::get_app_login))
         .route("/.gatehouse/handoff", get(handoff::get_handoff))

@@ -5,6 +5,7 @@
 mod addresses;
 mod audit;
 mod invalidations;
+mod invitations;
 mod keys;
 mod mail;
 mod orgs;
@@ -18,13 +19,14 @@ mod users;
 pub use addresses::Clash;
 pub use audit::{AuditFilter, AuditRow};
 pub use invalidations::Invalidation;
+pub use invitations::{InvitationRow, PendingLink};
 pub use keys::SigningKeyRow;
 pub use mail::MailRow;
 pub use orgs::{HeldRows, MemberRow, OrgData, OrgRow, Saved};
 pub use roles::{GrantRow, RoleRow};
 pub use seats::{SeatGrant, SeatRow, UsageRow};
 pub use sessions::SessionRow;
-pub use sso::{IdentityRow, InvitationRow, OrgsOfAddress, SsoStateRow};
+pub use sso::{IdentityRow, OrgsOfAddress, SsoStateRow};
 pub use tokens::ApiTokenRow;
 pub use users::{NewUser, UserRow};
 

@@ -17,6 +17,7 @@ const PAGES: &[(&str, &str)] = &[
     ),
     ("password.html", include_str!("templates/password.html")),
     ("setup.html", include_str!("templates/setup.html")),
+    ("invite.html", include_str!("templates/invite.html")),
     ("account.html", include_str!("templates/account.html")),
     ("message.html", include_str!("templates/message.html")),
     ("signout.html", include_str!("templates/signout.html")),

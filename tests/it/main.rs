@@ -18,6 +18,7 @@ mod config;
 mod first_hour;
 mod forward_auth;
 mod h1;
+mod invite;
 mod listen;
 mod mail;
 mod metrics;

@@ -109,11 +109,11 @@ async fn jwks(server: &Server) -> Value {
 async fn members_reach_the_app_with_their_organization_and_a_claimed_one_never_does() {
     let upstream = Upstream::start();
     let server = org_server(&upstream, "");
-    // Listed first, account afterwards: the account joins as it is made.
+    // Listed first: an invited account is made (and mailed); `user create` completes it.
     create_email_org(&server, "acme", &["Ann@Acme.example"], &["modify@crm"], &[]);
     let shown = server.admin_ok(&["org", "show", "--slug", "acme"]);
     assert!(
-        shown.contains("ann@acme.example") && shown.contains("no account yet"),
+        shown.contains("ann@acme.example") && shown.contains("invited (activation link mailed"),
         "{shown}"
     );
     server.create_user("ann@acme.example", GOOD_PASSWORD, &[]);

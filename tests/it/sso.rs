@@ -122,7 +122,7 @@ async fn an_invited_user_signs_in_with_google_links_and_reaches_the_app() {
         "google",
     ]);
     assert!(out.contains("/invite?token="), "{out}");
-    assert!(out.contains("not built yet"), "{out}");
+    assert!(out.contains("mailed to pat@acme.test"), "{out}");
 
     idp.next(Next::claims(google_claims(
         "g-123",
@@ -706,7 +706,11 @@ async fn invitations_on_the_cli_are_checked_listed_and_revoked() {
         "corp",
     ]);
     let first: Value = serde_json::from_str(&first).unwrap();
-    assert_eq!(first["mailed"], false);
+    assert_eq!(first["mailed"], true);
+    assert_eq!(
+        first["delivered"], true,
+        "the development outbox takes it: {first}"
+    );
     let second = server.admin_ok(&[
         "--json",
         "invite",
