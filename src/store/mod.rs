@@ -18,7 +18,7 @@ mod users;
 
 pub use addresses::Clash;
 pub use audit::{AuditFilter, AuditRow};
-pub use invalidations::Invalidation;
+pub use invalidations::{Invalidation, InvalidationListener, Signal};
 pub use invitations::{InvitationRow, PendingLink};
 pub use keys::SigningKeyRow;
 pub use mail::MailRow;
@@ -44,6 +44,9 @@ pub enum Backend {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// PostgreSQL's URL, for the notification listener's own connection (a secret: it may
+    /// hold a password; `Store` has no `Debug`).
+    listen_url: Option<std::sync::Arc<str>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -180,7 +183,12 @@ impl Store {
                 redact_connect_error(&e)
             ))
         })?;
-        Ok(Store { pool, backend })
+        let listen_url = (backend == Backend::Postgres).then(|| std::sync::Arc::from(url.as_str()));
+        Ok(Store {
+            pool,
+            backend,
+            listen_url,
+        })
     }
 
     pub fn backend(&self) -> Backend {

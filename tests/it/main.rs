@@ -7,6 +7,7 @@
 mod harness;
 mod idp;
 mod peers;
+mod pg_cluster;
 mod raw;
 mod smtp_peer;
 mod upstream;
@@ -18,6 +19,7 @@ mod config;
 mod first_hour;
 mod forward_auth;
 mod h1;
+mod instances;
 mod invite;
 mod listen;
 mod mail;

@@ -20,6 +20,7 @@ pub fn org_server(upstream: &Upstream, extra: &str) -> Server {
         port: None,
         sections: format!("{}{extra}", crm_app(&upstream.url, "5s")),
         env: vec![],
+        ..Default::default()
     })
 }
 
@@ -331,6 +332,7 @@ async fn apps_refuse_or_admit_members_by_organization_on_the_proxy_and_forward_a
             "GATEHOUSE_SERVER__TRUSTED_PROXIES".into(),
             r#"["127.0.0.1/32"]"#.into(),
         )],
+        ..Default::default()
     });
     create_email_org(&server, "acme", &["ann@acme.example"], &["modify"], &[]);
     create_email_org(&server, "globex", &["gil@globex.example"], &["modify"], &[]);

@@ -37,6 +37,7 @@ headers = "oauth2-proxy"
             crm = crm_app(url, "2s")
         ),
         env: vec![],
+        ..Default::default()
     })
 }
 
@@ -585,6 +586,7 @@ allow_roles = ["*"]
 "#
         ),
         env: vec![],
+        ..Default::default()
     });
     server.create_user("hop@example.com", GOOD_PASSWORD, &["limited"]);
     let mut gateway = server.browser();
