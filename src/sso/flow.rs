@@ -356,7 +356,12 @@ pub async fn get_callback(
         replace.as_deref(),
         &client,
         &row.rd,
-        Some((&id, sealed.as_deref())),
+        Some(crate::session::Upstream {
+            provider: &id,
+            refresh_token: sealed.as_deref(),
+            subject: &identity.token_subject,
+            sid: identity.sid.as_deref(),
+        }),
     )
     .await?;
     let mut r = crate::auth::see_other(&location, Some(cookie));

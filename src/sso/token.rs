@@ -30,6 +30,9 @@ pub struct Extra {
     /// Microsoft's optional claim: the directory owns the domain of `email`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     xms_edov: Option<serde_json::Value>,
+    /// The provider's session id (OpenID Connect Back-Channel Logout 1.0 §2.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sid: Option<String>,
 }
 impl AdditionalClaims for Extra {}
 
@@ -42,7 +45,7 @@ type IdToken = openidconnect::IdToken<
 
 /// Asymmetric algorithms only: never `none`, never a MAC (a MAC "keyed" with the provider's
 /// public key would be forgeable by anyone).
-const ALLOWED_ALGS: [CoreJwsSigningAlgorithm; 9] = [
+pub(super) const ALLOWED_ALGS: [CoreJwsSigningAlgorithm; 9] = [
     CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
     CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha384,
     CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha512,
@@ -55,8 +58,8 @@ const ALLOWED_ALGS: [CoreJwsSigningAlgorithm; 9] = [
 ];
 
 /// A token issued more than this far in the future (clock skew) or the past is refused.
-const IAT_SKEW: i64 = 300;
-const IAT_MAX_AGE: i64 = 3600;
+pub(super) const IAT_SKEW: i64 = 300;
+pub(super) const IAT_MAX_AGE: i64 = 3600;
 /// How our `iat` check marks its refusal (the crate reports it as `Expired`).
 const IAT_OUT_OF_RANGE: &str = "iat out of range";
 
@@ -97,6 +100,10 @@ pub struct UpstreamIdentity {
     pub hosted_domain: Option<String>,
     /// Microsoft: the directory.
     pub tenant: Option<String>,
+    /// The ID token's own `sub` (Microsoft's `subject` is `tid:oid`) and `sid`, by which a
+    /// back-channel logout names the session.
+    pub token_subject: String,
+    pub sid: Option<String>,
 }
 
 pub struct Tokens {
@@ -189,7 +196,7 @@ struct Header {
 
 /// The `kid` of a compact JWS header, read only to pick (or refresh) keys: nothing else in the
 /// header is trusted.
-fn header_kid(jwt: &str) -> Option<String> {
+pub(super) fn header_kid(jwt: &str) -> Option<String> {
     let first = jwt.split('.').next()?;
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(first.trim_end_matches('='))
@@ -292,6 +299,11 @@ pub async fn verify(
         name,
         hosted_domain: None,
         tenant: None,
+        token_subject: claims.subject().as_str().to_string(),
+        sid: extra
+            .sid
+            .clone()
+            .filter(|s| !s.is_empty() && s.len() <= 255),
     };
     match c.kind {
         ProviderKind::Google => {

@@ -14,6 +14,7 @@ mod seats;
 mod sessions;
 mod sso;
 mod tokens;
+mod upstream_sessions;
 mod users;
 
 pub use addresses::Clash;
@@ -28,6 +29,7 @@ pub use seats::{SeatGrant, SeatRow, UsageRow};
 pub use sessions::SessionRow;
 pub use sso::{IdentityRow, OrgsOfAddress, SsoStateRow};
 pub use tokens::ApiTokenRow;
+pub use upstream_sessions::DueSession;
 pub use users::{NewUser, UserRow};
 
 use sqlx::AnyPool;

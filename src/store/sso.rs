@@ -114,37 +114,21 @@ impl Store {
         .await?)
     }
 
-    /// Records which provider a session signed in through, and its refresh token (sealed).
-    pub async fn set_session_upstream(
-        &self,
-        session_id: &str,
-        provider: &str,
-        sealed_refresh_token: Option<&str>,
-    ) -> Result<()> {
-        sqlx::query(
-            "UPDATE sessions SET upstream_provider = $2, upstream_refresh_token = $3 WHERE id = $1",
-        )
-        .bind(session_id)
-        .bind(provider)
-        .bind(sealed_refresh_token)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    /// A session rotated into a new one (after the second factor, …) keeps its provider and
-    /// refresh token.
+    /// A session rotated from another (after the second factor, say) keeps what the old one
+    /// had of its upstream sign-in.
     pub async fn carry_session_upstream(&self, from_id: &str, to_id: &str) -> Result<()> {
-        let row: Option<(Option<String>, Option<String>)> = sqlx::query_as(
-            "SELECT upstream_provider, upstream_refresh_token FROM sessions WHERE id = $1",
+        sqlx::query(
+            "UPDATE sessions SET \
+             upstream_provider = (SELECT upstream_provider FROM sessions WHERE id = $1), \
+             upstream_refresh_token = (SELECT upstream_refresh_token FROM sessions WHERE id = $1), \
+             upstream_subject = (SELECT upstream_subject FROM sessions WHERE id = $1), \
+             upstream_sid = (SELECT upstream_sid FROM sessions WHERE id = $1) \
+             WHERE id = $2 AND EXISTS (SELECT 1 FROM sessions WHERE id = $1 AND upstream_provider IS NOT NULL)",
         )
         .bind(from_id)
-        .fetch_optional(&self.pool)
+        .bind(to_id)
+        .execute(&self.pool)
         .await?;
-        if let Some((Some(provider), token)) = row {
-            self.set_session_upstream(to_id, &provider, token.as_deref())
-                .await?;
-        }
         Ok(())
     }
 }

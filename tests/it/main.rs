@@ -14,6 +14,8 @@ mod upstream;
 
 mod attack_proxy;
 mod attack_signin;
+mod backchannel;
+mod backchannel_peer;
 mod cli;
 mod config;
 mod first_hour;

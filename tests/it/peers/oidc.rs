@@ -192,6 +192,9 @@ pub struct PeerClient {
     pub client_secret: Option<String>,
     pub redirect_uris: Vec<String>,
     pub token_endpoint_auth_method: AuthMethod,
+    /// Where the provider posts logout tokens (its ID tokens then carry `sid`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backchannel_logout_uri: Option<String>,
 }
 
 impl PeerClient {
@@ -202,7 +205,14 @@ impl PeerClient {
             client_secret: Some(client_secret.to_string()),
             redirect_uris: vec![redirect_uri.to_string()],
             token_endpoint_auth_method: AuthMethod::ClientSecretBasic,
+            backchannel_logout_uri: None,
         }
+    }
+
+    /// The same client, with a back-channel logout URI.
+    pub fn backchannel(mut self, uri: &str) -> PeerClient {
+        self.backchannel_logout_uri = Some(uri.to_string());
+        self
     }
 }
 
@@ -396,6 +406,18 @@ impl OidcPeer {
                 .map(|k| k.as_str().unwrap().to_string())
                 .collect(),
         }
+    }
+
+    /// Disables the account `login` at the provider: its refresh tokens stop working
+    /// (`invalid_grant`).
+    pub async fn disable(&self, login: &str) {
+        let r = reqwest::Client::new()
+            .post(format!("{}/__disable", self.origin))
+            .json(&serde_json::json!({ "login": login }))
+            .send()
+            .await
+            .expect("POST /__disable");
+        assert_eq!(r.status(), 200, "disable refused; logs:\n{}", self.logs());
     }
 
     /// A fresh browser (no provider session) for this provider.
