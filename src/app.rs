@@ -337,6 +337,7 @@ pub async fn serve(config: Config) -> Result<(), BoxError> {
     let sso = crate::sso::Sso::new(core.clone())?;
     let sso_refresh = tokio::spawn(sso.providers.clone().refresh_forever());
     let sso_sweep = tokio::spawn(sso.clone().sweep_forever());
+    let sso_revalidate = tokio::spawn(sso.clone().revalidate_forever());
     let mailer = {
         let core = core.clone();
         let stop = stop_rx.clone();
@@ -366,6 +367,7 @@ pub async fn serve(config: Config) -> Result<(), BoxError> {
     sampler.abort();
     sso_refresh.abort();
     sso_sweep.abort();
+    sso_revalidate.abort();
     let _ = mailer.await;
     let _ = follower.await;
     if drained {

@@ -71,6 +71,11 @@ pub struct IdentityProviderConfig {
     pub microsoft: Option<MicrosoftConfig>,
     /// Accepted and kept for SCIM provisioning (not served yet).
     pub scim_token: Option<Secret<String>>,
+    /// Sessions signed in with a refresh token are checked with the provider this often
+    /// (`revalidate_every`, default 5m) …
+    pub revalidate_every: Duration,
+    /// … and, while the provider cannot be asked, kept this long (`revalidate_grace`, 1h).
+    pub revalidate_grace: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -279,6 +284,11 @@ pub(super) fn read_provider(s: &Section) -> IdentityProviderConfig {
             }
         }
     };
+    let revalidate_every = s.duration("revalidate_every", "5m");
+    if revalidate_every < Duration::from_secs(1) {
+        s.problem("revalidate_every", "must be at least 1s");
+    }
+    let revalidate_grace = s.duration("revalidate_grace", "1h");
     IdentityProviderConfig {
         id,
         kind,
@@ -289,6 +299,8 @@ pub(super) fn read_provider(s: &Section) -> IdentityProviderConfig {
         scopes,
         microsoft,
         scim_token,
+        revalidate_every,
+        revalidate_grace,
     }
 }
 

@@ -7,6 +7,7 @@ pub mod admit;
 pub mod backchannel;
 pub mod flow;
 pub mod provider;
+pub mod revalidate;
 pub mod token;
 
 pub use provider::Registry;

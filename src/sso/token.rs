@@ -123,22 +123,14 @@ fn form_encode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
-/// RFC 6749 §4.1.3 with client authentication as discovery allows (§2.3.1: the id and
-/// secret form-encoded before Basic encoding).
-pub async fn exchange(
+/// A request to the token endpoint with client authentication as discovery allows (RFC 6749
+/// §2.3.1: the id and secret form-encoded before Basic encoding).
+async fn post_token(
     p: &Provider,
     d: &Discovered,
-    code: &str,
-    verifier: &str,
-    redirect_uri: &str,
-) -> Result<Tokens, Failure> {
+    mut form: Vec<(&str, &str)>,
+) -> Result<reqwest::Response, AppError> {
     let c = &p.config;
-    let mut form = vec![
-        ("grant_type", "authorization_code"),
-        ("code", code),
-        ("redirect_uri", redirect_uri),
-        ("code_verifier", verifier),
-    ];
     let mut req = p.http().post(d.token_endpoint.as_str());
     match d.auth_method {
         AuthMethod::Basic => {
@@ -160,12 +152,29 @@ pub async fn exchange(
             form.push(("client_secret", c.client_secret.expose()));
         }
     }
-    let r = req
-        .header("accept", "application/json")
+    req.header("accept", "application/json")
         .form(&form)
         .send()
         .await
-        .map_err(|e| AppError::Upstream(format!("token endpoint of {}: {e}", c.id)))?;
+        .map_err(|e| AppError::Upstream(format!("token endpoint of {}: {e}", c.id)))
+}
+
+/// RFC 6749 §4.1.3 with the PKCE verifier.
+pub async fn exchange(
+    p: &Provider,
+    d: &Discovered,
+    code: &str,
+    verifier: &str,
+    redirect_uri: &str,
+) -> Result<Tokens, Failure> {
+    let c = &p.config;
+    let form = vec![
+        ("grant_type", "authorization_code"),
+        ("code", code),
+        ("redirect_uri", redirect_uri),
+        ("code_verifier", verifier),
+    ];
+    let r = post_token(p, d, form).await?;
     let status = r.status();
     if status.is_client_error() {
         tracing::warn!(provider = %c.id, %status, "the token endpoint refused the code");
@@ -186,6 +195,64 @@ pub async fn exchange(
         access_token: t.access_token,
         refresh_token: t.refresh_token.filter(|r| !r.is_empty()),
     })
+}
+
+/// What the provider said of a refresh token (RFC 6749 §6).
+pub enum Refreshed {
+    /// Still good; the provider may have rotated it.
+    Valid { rotated: Option<String> },
+    /// `invalid_grant`: the grant is gone (the person removed or disabled, or signed out).
+    Revoked,
+}
+
+#[derive(Deserialize)]
+struct ErrorResponse {
+    #[serde(default)]
+    error: String,
+}
+
+/// Uses the refresh token once. `Err`: the provider could not be asked, or answered something
+/// other than a new token or `invalid_grant` (an outage, or its own misconfiguration).
+pub async fn refresh(p: &Provider, refresh_token: &str) -> Result<Refreshed, AppError> {
+    let c = &p.config;
+    let d = p.metadata().await?;
+    let form = vec![
+        ("grant_type", "refresh_token"),
+        ("refresh_token", refresh_token),
+    ];
+    let r = post_token(p, &d, form).await?;
+    let status = r.status();
+    if status.is_success() {
+        let t: TokenResponse = r
+            .json()
+            .await
+            .map_err(|e| AppError::Upstream(format!("token endpoint of {}: {e}", c.id)))?;
+        return Ok(Refreshed::Valid {
+            rotated: t
+                .refresh_token
+                .filter(|t| !t.is_empty() && t != refresh_token),
+        });
+    }
+    let error = if status.is_client_error() {
+        r.json::<ErrorResponse>()
+            .await
+            .map(|e| e.error)
+            .unwrap_or_default()
+    } else {
+        String::new()
+    };
+    if error == "invalid_grant" {
+        return Ok(Refreshed::Revoked);
+    }
+    let error: String = error
+        .chars()
+        .filter(|c| c.is_ascii_lowercase() || *c == '_')
+        .take(40)
+        .collect();
+    Err(AppError::Upstream(format!(
+        "token endpoint of {}: HTTP {status} {error}",
+        c.id
+    )))
 }
 
 #[derive(Deserialize)]

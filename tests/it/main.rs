@@ -30,6 +30,7 @@ mod orgs;
 mod peer_oidc;
 mod proxy;
 mod realm;
+mod revalidate;
 mod schema;
 mod seats;
 mod signin;
