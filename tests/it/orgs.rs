@@ -202,7 +202,16 @@ async fn members_reach_the_app_with_their_organization_and_a_claimed_one_never_d
             }
         }
     }
-    assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+    let unreachable: Vec<String> = (server.logs().lines())
+        .filter(|l| l.contains("upstream unreachable"))
+        .map(str::to_string)
+        .collect();
+    assert!(
+        failures.is_empty(),
+        "\n{}\n{}",
+        failures.join("\n"),
+        unreachable.join("\n")
+    );
 }
 
 /// A change to an organization reaches signed-in members at once (each member's cached
