@@ -16,6 +16,8 @@ mod attack_proxy;
 mod attack_signin;
 mod backchannel;
 mod backchannel_peer;
+mod browser_pages;
+mod browser_sso;
 mod cli;
 mod config;
 mod first_hour;

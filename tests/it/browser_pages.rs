@@ -1,0 +1,160 @@
+//! The pages a person meets from `/login` to `/whoami/`, walked in Chromium with JavaScript on
+//! and off: every page is screenshotted at 1280 px and at a phone's 390 px (under
+//! `target/test-artifacts/pages/js|nojs/`) and checked with axe-core, which must find nothing of
+//! impact `serious` or `critical`. The walk itself must work without JavaScript: each step is a
+//! plain form or link.
+
+use crate::harness::*;
+use crate::peers::browser::*;
+
+const WHOAMI: &str = "[[app]]\nid = \"whoami\"\nhost = \"127.0.0.1:{PORT}\"\npath_prefix = \"/whoami/\"\n\
+                      upstream = \"builtin:whoami\"\nallow_roles = [\"limited\"]\n\n\
+                      [mfa]\nrequired_for_roles = [\"limited\"]\n";
+
+/// Every page's grave findings, named by page, for one failure message.
+struct Findings(Vec<String>);
+
+impl Findings {
+    fn check(&mut self, browser: &mut Chromium, page: &str) {
+        let snap = browser.snap(page);
+        assert_eq!(snap.files.len(), 2, "{snap:?}");
+        for f in &snap.files {
+            let size = std::fs::metadata(f).map(|m| m.len()).unwrap_or(0);
+            assert!(size > 1000, "screenshot {} is empty", f.display());
+        }
+        for v in snap.violations.iter().filter(|v| v.grave()) {
+            self.0.push(format!(
+                "{page} (JavaScript {}, {} px): {} [{}] {} at {:?}",
+                if browser.javascript { "on" } else { "off" },
+                v.width,
+                v.id,
+                v.impact.as_deref().unwrap_or("?"),
+                v.help,
+                v.targets
+            ));
+        }
+    }
+}
+
+/// The walk, in one browser: returns the pages' grave findings.
+fn walk(server: &Server, javascript: bool, email: &str) -> Vec<String> {
+    server.create_user(email, GOOD_PASSWORD, &["limited@whoami"]);
+    let sub = if javascript { "js" } else { "nojs" };
+    let mut b = Chromium::start(javascript, &artifacts(sub));
+    let mut found = Findings(Vec::new());
+    let base = &server.base;
+
+    // The email step, then the password step.
+    let shown = b.goto(&format!("{base}/login?rd=%2Fwhoami%2F"));
+    assert_eq!(shown.status, Some(200), "{shown:?}");
+    found.check(&mut b, "login-email");
+    b.fill("#email", email);
+    b.click("button[type=submit]");
+    let shown = b.state();
+    assert!(shown.html.contains("name=\"password\""), "{}", shown.html);
+    found.check(&mut b, "login-password");
+
+    // A wrong password: the refusal, on the same form.
+    b.fill("#password", "Wrong-password-9!");
+    b.click("button[type=submit]");
+    let shown = b.state();
+    assert_eq!(shown.status, Some(401), "{}", shown.text);
+    assert!(
+        shown
+            .text
+            .contains("Wrong email or password, or the account cannot sign in right now."),
+        "{}",
+        shown.text
+    );
+    found.check(&mut b, "login-wrong-password");
+
+    // The right one: the role requires a second factor, so enrolment comes first.
+    b.fill("#password", GOOD_PASSWORD);
+    b.click("button[type=submit]");
+    let shown = b.state();
+    assert!(
+        shown.url.starts_with(&format!("{base}/mfa/enroll")),
+        "{shown:?}"
+    );
+    found.check(&mut b, "mfa-enroll");
+    let secret = enrolment_secret(&shown.html);
+    b.fill("#code", &totp_code(&secret));
+    b.click("button[type=submit]");
+    let shown = b.state();
+    let codes = recovery_codes(&shown.html);
+    assert_eq!(codes.len(), 10, "{}", shown.text);
+    found.check(&mut b, "recovery-codes");
+    b.click("#continue");
+    let shown = b.state();
+    assert_eq!(shown.url, format!("{base}/whoami/"), "{shown:?}");
+    assert!(shown.text.contains(email), "{}", shown.text);
+    found.check(&mut b, "whoami");
+
+    b.goto(&format!("{base}/"));
+    found.check(&mut b, "account");
+    let shown = b.goto(&format!("{base}/password/change"));
+    assert_eq!(shown.status, Some(200), "{shown:?}");
+    assert!(
+        shown.html.contains("name=\"new_password\""),
+        "{}",
+        shown.html
+    );
+    found.check(&mut b, "password-change");
+
+    // Sign-out, from the app's link.
+    b.goto(&format!("{base}/whoami/"));
+    b.click("a[href='/.gatehouse/logout']");
+    let shown = b.state();
+    assert!(shown.text.contains("Sign out"), "{}", shown.text);
+    found.check(&mut b, "signout");
+    b.click("button[type=submit]");
+    let shown = b.state();
+    assert!(shown.url.starts_with(&format!("{base}/login")), "{shown:?}");
+    let shown = b.goto(&format!("{base}/whoami/"));
+    assert!(
+        shown.url.starts_with(&format!("{base}/login")),
+        "signed out: {shown:?}"
+    );
+
+    // Signing in again asks for the second factor; a recovery code answers it.
+    b.fill("#email", email);
+    b.click("button[type=submit]");
+    b.fill("#password", GOOD_PASSWORD);
+    b.click("button[type=submit]");
+    let shown = b.state();
+    assert!(
+        shown.url.starts_with(&format!("{base}/login/mfa")),
+        "{shown:?}"
+    );
+    found.check(&mut b, "mfa");
+    b.fill("#code", &codes[0]);
+    b.click("button[type=submit]");
+    let shown = b.state();
+    assert_eq!(shown.url, format!("{base}/whoami/"), "{shown:?}");
+    found.0
+}
+
+#[test]
+fn the_sign_in_pages_pass_axe_at_both_widths_with_and_without_javascript() {
+    let server = Server::start_with(Options {
+        sections: WHOAMI.to_string(),
+        ..Default::default()
+    });
+    let mut found = walk(&server, true, "pat@example.test");
+    found.extend(walk(&server, false, "sam@example.test"));
+    assert!(
+        found.is_empty(),
+        "axe found {} serious or critical problems (screenshots under {}):\n{}",
+        found.len(),
+        artifacts("").display(),
+        found.join("\n")
+    );
+}
+
+#[test]
+fn a_missing_chromium_fails_saying_what_to_install() {
+    let empty = TempDir::new();
+    let err = find_chromium(empty.0.as_os_str()).unwrap_err();
+    assert!(err.contains("apt-get install -y chromium"), "{err}");
+    find_chromium(&std::env::var_os("PATH").unwrap_or_default()).expect("this machine's Chromium");
+}
