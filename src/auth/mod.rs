@@ -12,6 +12,7 @@ pub mod flow;
 pub mod handoff;
 pub mod invite;
 pub mod login;
+pub mod mfa_page;
 pub mod pages;
 pub mod password_change;
 pub mod require;

@@ -9,7 +9,8 @@ use crate::peers::browser::*;
 
 const WHOAMI: &str = "[[app]]\nid = \"whoami\"\nhost = \"127.0.0.1:{PORT}\"\npath_prefix = \"/whoami/\"\n\
                       upstream = \"builtin:whoami\"\nallow_roles = [\"limited\"]\n\n\
-                      [mfa]\nrequired_for_roles = [\"limited\"]\n";
+                      [mfa]\nrequired_for_roles = [\"limited\"]\n\n\
+                      [branding]\nname = \"Acme Ltd\"\n";
 
 /// Every page's grave findings, named by page, for one failure message.
 struct Findings(Vec<String>);
@@ -126,7 +127,33 @@ fn walk(server: &Server, javascript: bool, email: &str) -> Vec<String> {
         shown.url.starts_with(&format!("{base}/login/mfa")),
         "{shown:?}"
     );
+    assert!(shown.text.contains("Acme Ltd"), "{}", shown.text);
+    assert!(
+        shown.text.contains("Sign-in by Gatehouse"),
+        "{}",
+        shown.text
+    );
     found.check(&mut b, "mfa");
+
+    // The switch to a recovery code: in place with JavaScript (the page's one script, allowed
+    // by its hash), another form without.
+    let before = shown.url.clone();
+    if javascript {
+        b.click_here("#code-switch");
+        let shown = b.state();
+        assert_eq!(shown.url, before, "switched in place");
+        assert!(
+            shown.html.contains("inputmode=\"text\""),
+            "the script switched the field: {}",
+            shown.html
+        );
+    } else {
+        b.click("#code-switch");
+        let shown = b.state();
+        assert!(shown.url.contains("recovery=1"), "{shown:?}");
+        assert!(shown.html.contains("inputmode=\"text\""), "{}", shown.html);
+    }
+    found.check(&mut b, "mfa-recovery");
     b.fill("#code", &codes[0]);
     b.click("button[type=submit]");
     let shown = b.state();

@@ -29,6 +29,7 @@ mod listen;
 mod mail;
 mod metrics;
 mod orgs;
+mod page_items;
 mod peer_oidc;
 mod proxy;
 mod realm;
