@@ -102,6 +102,12 @@ fn walk(server: &Server, javascript: bool, email: &str) -> Vec<String> {
     );
     found.check(&mut b, "password-change");
 
+    // An error page (an unknown provider's sign-in).
+    let shown = b.goto(&format!("{base}/.gatehouse/sso/no-such-provider"));
+    assert_eq!(shown.status, Some(404), "{shown:?}");
+    assert!(shown.text.contains("Gatehouse"), "{}", shown.text);
+    found.check(&mut b, "error");
+
     // Sign-out, from the app's link.
     b.goto(&format!("{base}/whoami/"));
     b.click("a[href='/.gatehouse/logout']");
