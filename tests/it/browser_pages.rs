@@ -10,7 +10,10 @@ use crate::peers::browser::*;
 const WHOAMI: &str = "[[app]]\nid = \"whoami\"\nhost = \"127.0.0.1:{PORT}\"\npath_prefix = \"/whoami/\"\n\
                       upstream = \"builtin:whoami\"\nallow_roles = [\"limited\"]\n\n\
                       [mfa]\nrequired_for_roles = [\"limited\"]\n\n\
-                      [branding]\nname = \"Acme Ltd\"\n";
+                      [branding]\nname = \"Acme Ltd\"\n\n\
+                      [[identity_provider]]\nid = \"partner\"\nkind = \"oidc\"\nname = \"Partner ID\"\n\
+                      client_id = \"gatehouse\"\nclient_secret = \"gatehouse-upstream-secret-1\"\n\
+                      issuer = \"http://127.0.0.1:9/never-asked\"\n";
 
 /// Every page's grave findings, named by page, for one failure message.
 struct Findings(Vec<String>);
@@ -48,6 +51,8 @@ fn walk(server: &Server, javascript: bool, email: &str) -> Vec<String> {
     // The email step, then the password step.
     let shown = b.goto(&format!("{base}/login?rd=%2Fwhoami%2F"));
     assert_eq!(shown.status, Some(200), "{shown:?}");
+    // A provider's button (the provider itself is never asked: nobody presses it).
+    assert!(shown.text.contains("Partner ID"), "{}", shown.text);
     found.check(&mut b, "login-email");
     b.fill("#email", email);
     b.click("button[type=submit]");
