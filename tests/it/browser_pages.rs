@@ -21,8 +21,12 @@ struct Findings(Vec<String>);
 impl Findings {
     fn check(&mut self, browser: &mut Chromium, page: &str) {
         let snap = browser.snap(page);
-        assert_eq!(snap.files.len(), 2, "{snap:?}");
-        for f in &snap.files {
+        assert_eq!(snap.files.len(), 3, "{snap:?}");
+        for f in snap
+            .files
+            .iter()
+            .filter(|f| f.extension().is_some_and(|e| e == "png"))
+        {
             let size = std::fs::metadata(f).map(|m| m.len()).unwrap_or(0);
             assert!(size > 1000, "screenshot {} is empty", f.display());
         }
@@ -195,4 +199,52 @@ fn a_missing_chromium_fails_saying_what_to_install() {
     let err = find_chromium(empty.0.as_os_str()).unwrap_err();
     assert!(err.contains("apt-get install -y chromium"), "{err}");
     find_chromium(&std::env::var_os("PATH").unwrap_or_default()).expect("this machine's Chromium");
+}
+
+/// Serves `html` to every request on a loopback port, in a thread that ends with the process.
+fn serve_page(html: &'static str) -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/page", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for mut conn in listener.incoming().map_while(Result::ok) {
+            let mut buf = [0u8; 4096];
+            let _ = conn.read(&mut buf);
+            let _ = write!(
+                conn,
+                "HTTP/1.1 200 OK\r\ncontent-type: text/html; charset=utf-8\r\ncontent-length: {}\r\n\
+                 connection: close\r\n\r\n{html}",
+                html.len()
+            );
+        }
+    });
+    url
+}
+
+/// The checker itself can fail: a page with an image without text, an unlabelled field and no
+/// language is reported, with JavaScript on and (through the copy) off.
+#[test]
+fn axe_reports_what_is_wrong_with_javascript_on_and_off() {
+    let url = serve_page(
+        "<!doctype html><html><head><title>Bad</title></head><body><main><h1>Bad</h1>\
+         <img src=\"/x.png\"><input name=\"q\"></main></body></html>",
+    );
+    for javascript in [true, false] {
+        let mut b = Chromium::start(javascript, &artifacts("self-test"));
+        b.goto(&url);
+        let snap = b.snap(if javascript { "bad-js" } else { "bad-nojs" });
+        let grave: Vec<&str> = snap
+            .violations
+            .iter()
+            .filter(|v| v.grave())
+            .map(|v| v.id.as_str())
+            .collect();
+        for id in ["image-alt", "label", "html-has-lang"] {
+            assert!(
+                grave.contains(&id),
+                "JavaScript {javascript}: {id} not reported: {:?}",
+                snap.violations
+            );
+        }
+    }
 }

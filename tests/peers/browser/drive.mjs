@@ -18,8 +18,9 @@
 //   visible {selector}          {visible: bool}
 //   snap {name}                 full-page screenshots at 1280 px and 390 px wide into
 //                               `artifacts` (<name>-1280.png, <name>-390.png) and an axe-core
-//                               run on the page: {files, violations: [{id, impact, help,
-//                               targets}]}
+//                               run on the page at each width (every finding, of any impact,
+//                               also in <name>-axe.json): {files, violations: [{id, impact,
+//                               help, targets, width}]}
 //   close                       ends the browser and the script
 //
 // axe with JavaScript disabled: Chromium then runs no script in the page, and axe's own run
@@ -146,7 +147,12 @@ async function snap(name) {
       await page.screenshot({ path: file, fullPage: true });
       files.push(file);
       const target = copy ?? page;
-      if (copy) await copy.setViewportSize(size);
+      if (copy) {
+        await copy.setViewportSize(size);
+        // The copy must show what the page shows, or axe would judge another page.
+        const [shown, copied] = await Promise.all([page, copy].map((p) => p.evaluate(() => document.body?.innerText ?? '')));
+        if (shown !== copied) throw new Error(`the copy for axe differs from the page: ${JSON.stringify(copied)} vs ${JSON.stringify(shown)}`);
+      }
       for (const v of await runAxe(target)) {
         const key = `${v.id} ${v.targets.join(',')}`;
         if (!seen.has(key)) seen.set(key, { ...v, width });
@@ -156,7 +162,11 @@ async function snap(name) {
     await page.setViewportSize({ width: WIDTHS[0], height: HEIGHTS[WIDTHS[0]] });
     if (copy) await copy.close();
   }
-  return { files, violations: [...seen.values()] };
+  const violations = [...seen.values()];
+  const report = path.join(settings.artifacts, `${name}-axe.json`);
+  fs.writeFileSync(report, `${JSON.stringify({ url: page.url(), javascript: settings.javascript, violations }, null, 2)}\n`);
+  files.push(report);
+  return { files, violations };
 }
 
 async function click(selector, navigates) {
