@@ -110,6 +110,15 @@ fn walk(server: &Server, javascript: bool, email: &str) -> Vec<String> {
         shown.html
     );
     found.check(&mut b, "password-change");
+    // A refused new password: every unmet rule named, above the form.
+    b.fill("#password", GOOD_PASSWORD);
+    b.fill("#new_password", "short");
+    b.fill("#new_password_confirm", "short");
+    b.click("button[type=submit]");
+    let shown = b.state();
+    assert_eq!(shown.status, Some(422), "{}", shown.text);
+    assert!(shown.html.contains("class=\"error\""), "{}", shown.html);
+    found.check(&mut b, "password-change-refused");
 
     // An error page (an unknown provider's sign-in).
     let shown = b.goto(&format!("{base}/.gatehouse/sso/no-such-provider"));
