@@ -458,22 +458,6 @@ impl super::csrf::CsrfToken for CodeForm {
     }
 }
 
-pub async fn get_mfa(
-    State(core): State<AppState>,
-    _at: super::At<super::require::SecondFactor>,
-    headers: HeaderMap,
-    Query(q): Query<super::mfa_page::MfaQuery>,
-) -> Result<Response, AppError> {
-    Ok(super::mfa_page::render(
-        &core,
-        &headers,
-        StatusCode::OK,
-        &q.rd,
-        q.recovery(),
-        None,
-    ))
-}
-
 /// Checks a TOTP code (spending its time step) or a recovery code (spending the code).
 async fn code_is_valid(
     core: &crate::core::Core,

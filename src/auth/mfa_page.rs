@@ -3,7 +3,10 @@
 //! sets the phone keyboard to match: digits for the app's code, letters for a recovery code
 //! (`?recovery=1`). A link switches between the two; with JavaScript it switches in place.
 
-use crate::core::Core;
+use crate::core::{AppState, Core};
+use crate::error::AppError;
+use crate::web::extract::Query;
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde::Deserialize;
@@ -40,6 +43,23 @@ pub fn url(rd: &str, recovery: bool) -> String {
     } else {
         format!("/login/mfa?{}", query.join("&"))
     }
+}
+
+/// `GET /login/mfa`: only for a session waiting for its second factor.
+pub async fn get_mfa(
+    State(core): State<AppState>,
+    _at: super::At<super::require::SecondFactor>,
+    headers: HeaderMap,
+    Query(q): Query<MfaQuery>,
+) -> Result<Response, AppError> {
+    Ok(render(
+        &core,
+        &headers,
+        StatusCode::OK,
+        &q.rd,
+        q.recovery(),
+        None,
+    ))
 }
 
 /// The page, with `error` above the form when a code was refused.

@@ -52,6 +52,26 @@ fn walk(server: &Server, javascript: bool, email: &str) -> Vec<String> {
     let mut found = Findings(Vec::new());
     let base = &server.base;
 
+    // An invitation's page (someone else's), before and after this person signs in.
+    let out = server.admin_ok(&[
+        "--json",
+        "invite",
+        "--email",
+        &format!("invited-{sub}@example.test"),
+        "--role",
+        "limited@whoami",
+    ]);
+    let invitation: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let invite_link = invitation["link"].as_str().expect("the link").to_string();
+    let shown = b.goto(&invite_link);
+    assert_eq!(shown.status, Some(200), "{shown:?}");
+    assert!(
+        shown.html.contains("name=\"new_password\""),
+        "{}",
+        shown.html
+    );
+    found.check(&mut b, "invite");
+
     // The email step, then the password step.
     let shown = b.goto(&format!("{base}/login?rd=%2Fwhoami%2F"));
     assert_eq!(shown.status, Some(200), "{shown:?}");
@@ -102,6 +122,9 @@ fn walk(server: &Server, javascript: bool, email: &str) -> Vec<String> {
 
     b.goto(&format!("{base}/"));
     found.check(&mut b, "account");
+    let shown = b.goto(&invite_link);
+    assert_eq!(shown.status, Some(409), "{shown:?}");
+    found.check(&mut b, "invite-signed-in");
     let shown = b.goto(&format!("{base}/password/change"));
     assert_eq!(shown.status, Some(200), "{shown:?}");
     assert!(
