@@ -113,7 +113,7 @@ pub fn proxy(core: AppState) -> Arc<Proxy> {
 }
 
 /// The gateway's own pages get strict security headers and are never cached.
-fn pages(routes: Router<Shared>) -> Router<Shared> {
+fn pages(routes: Router<Shared>, policy: HeaderValue) -> Router<Shared> {
     routes
         .layer(SetResponseHeaderLayer::overriding(
             header::CACHE_CONTROL,
@@ -133,18 +133,17 @@ fn pages(routes: Router<Shared>) -> Router<Shared> {
         ))
         .layer(SetResponseHeaderLayer::overriding(
             header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static(
-                "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'; base-uri 'none'",
-            ),
+            policy,
         ))
 }
 
 /// The full router: each feature's routes, merged.
 pub fn router(proxy: Arc<Proxy>, sso: Arc<crate::sso::Sso>) -> Router {
+    let policy = crate::web::policy::page_policy(&proxy.core.config);
     Router::new()
         .merge(crate::ops::routes())
-        .merge(pages(crate::auth::routes()))
-        .merge(pages(crate::sso::routes()))
+        .merge(pages(crate::auth::routes(), policy.clone()))
+        .merge(pages(crate::sso::routes(), policy))
         .merge(crate::proxy::routes())
         .fallback(not_found)
         .with_state(Shared {

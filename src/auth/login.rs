@@ -447,27 +447,15 @@ pub struct CodeForm {
     code: String,
     #[serde(default)]
     rd: String,
+    /// `1` from the recovery-code form: shown again on a refusal.
+    #[serde(default)]
+    recovery: String,
 }
 
 impl super::csrf::CsrfToken for CodeForm {
     fn csrf_token(&self) -> &str {
         &self.csrf
     }
-}
-
-pub async fn get_mfa(
-    State(core): State<AppState>,
-    _at: super::At<super::require::SecondFactor>,
-    headers: HeaderMap,
-    Query(q): Query<RdQuery>,
-) -> Result<Response, AppError> {
-    Ok(page(
-        &core,
-        &headers,
-        StatusCode::OK,
-        "mfa.html",
-        minijinja::context! { rd => q.rd },
-    ))
 }
 
 /// Checks a TOTP code (spending its time step) or a recovery code (spending the code).
@@ -550,12 +538,13 @@ pub async fn post_mfa(
         end_session(&core, &session, "locked").await?;
         return Ok(to_login(&f.rd));
     }
-    Ok(page(
+    Ok(super::mfa_page::render(
         &core,
         &headers,
         StatusCode::UNAUTHORIZED,
-        "mfa.html",
-        minijinja::context! { rd => f.rd, error => "That code is not valid. Codes work once; wait for the next one." },
+        &f.rd,
+        f.recovery == "1",
+        Some("That code is not valid. Codes work once; wait for the next one."),
     ))
 }
 

@@ -12,6 +12,7 @@ pub mod flow;
 pub mod handoff;
 pub mod invite;
 pub mod login;
+pub mod mfa_page;
 pub mod pages;
 pub mod password_change;
 pub mod require;
@@ -39,7 +40,7 @@ where
     Router::new()
         .route("/", get(account::get_account))
         .route("/login", get(login::get_login).post(login::post_login))
-        .route("/login/mfa", get(login::get_mfa).post(login::post_mfa))
+        .route("/login/mfa", get(mfa_page::get_mfa).post(login::post_mfa))
         .route("/logout", post(login::post_logout))
         .route(
             "/mfa/enroll",
