@@ -115,7 +115,7 @@ async fn providers(core: &Core, link: &PendingLink) -> Result<Vec<(String, Strin
         }
         (None, None) => Vec::new(),
     };
-    Ok(super::login::buttons(core, "", &ids, Some(&link.email)))
+    Ok(super::discovery::buttons(core, "", &ids, Some(&link.email)))
 }
 
 async fn form(

@@ -7,6 +7,7 @@
 pub mod account;
 pub mod csrf;
 pub mod current;
+pub mod discovery;
 pub mod enroll;
 pub mod flow;
 pub mod handoff;
