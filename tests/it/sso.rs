@@ -790,3 +790,39 @@ async fn an_unreachable_provider_is_a_502_page_with_the_cause_only_in_the_log() 
         "the client secret reached the log"
     );
 }
+
+/// Attack: one address starts upstream sign-ins in a loop (each leaves a pending request in the
+/// database): past `[lockout] ip_max_sso_starts` per window it gets `429` with `Retry-After`,
+/// and no more requests are stored; another address is not concerned.
+#[tokio::test]
+async fn one_address_cannot_start_sign_ins_without_end() {
+    let idp = Idp::start();
+    let server = start(&format!(
+        "[lockout]\nip_max_sso_starts = 3\n{}",
+        provider(&idp, "corp", "oidc", false)
+    ));
+    for _ in 0..3 {
+        let r = server.browser().get("/.gatehouse/sso/corp?rd=%2F").await;
+        assert_eq!(r.status, 303, "{}", r.body);
+    }
+    let r = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(format!("{}/.gatehouse/sso/corp?rd=%2F", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+    let wait: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(wait > 0);
+    assert!(
+        server
+            .logs()
+            .contains("too many upstream sign-ins started from one address")
+    );
+}
