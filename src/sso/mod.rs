@@ -6,6 +6,7 @@
 pub mod admit;
 pub mod backchannel;
 pub mod flow;
+pub mod jws;
 pub mod provider;
 pub mod revalidate;
 pub mod token;

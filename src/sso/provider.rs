@@ -28,6 +28,13 @@ pub enum AuthMethod {
     Post,
 }
 
+/// A JWKS document as read.
+struct Fetched {
+    jwks: CoreJsonWebKeySet,
+    kids: Vec<String>,
+    keys: super::jws::Keys,
+}
+
 /// What discovery said, plus the keys of `jwks_uri`.
 pub struct Discovered {
     /// As the provider spells it; for Microsoft's multi-tenant endpoints a template holding
@@ -43,6 +50,8 @@ pub struct Discovered {
     pub jwks: CoreJsonWebKeySet,
     /// The key ids of `jwks`.
     pub kids: Vec<String>,
+    /// `jwks` as signatures are checked (`sso::jws`).
+    pub keys: super::jws::Keys,
 }
 
 #[derive(Deserialize)]
@@ -116,13 +125,18 @@ impl Provider {
         r.json().await.map_err(|e| format!("{url}: {e}"))
     }
 
-    async fn fetch_jwks(&self, url: &Url) -> Result<(CoreJsonWebKeySet, Vec<String>), String> {
+    async fn fetch_jwks(&self, url: &Url) -> Result<Fetched, String> {
         let value: serde_json::Value = self.get_json(url.as_str()).await?;
         let kids: KidsOnly =
             serde_json::from_value(value.clone()).map_err(|e| format!("{url}: {e}"))?;
+        let keys = super::jws::Keys::from_jwks(&value);
         let jwks: CoreJsonWebKeySet =
             serde_json::from_value(value).map_err(|e| format!("{url}: {e}"))?;
-        Ok((jwks, kids.keys.into_iter().filter_map(|k| k.kid).collect()))
+        Ok(Fetched {
+            jwks,
+            kids: kids.keys.into_iter().filter_map(|k| k.kid).collect(),
+            keys,
+        })
     }
 
     /// Reads discovery and the keys, and caches them.
@@ -147,7 +161,7 @@ impl Provider {
                 );
             }
         };
-        let (jwks, kids) = self.fetch_jwks(&m.jwks_uri).await?;
+        let Fetched { jwks, kids, keys } = self.fetch_jwks(&m.jwks_uri).await?;
         let d = Arc::new(Discovered {
             issuer: m.issuer.trim_end_matches('/').to_string(),
             authorization_endpoint: m.authorization_endpoint,
@@ -158,6 +172,7 @@ impl Provider {
             auth_method,
             jwks,
             kids,
+            keys,
         });
         *self.current.write().expect("provider lock") = Some(d.clone());
         Ok(d)
@@ -207,7 +222,7 @@ impl Provider {
         }
         *last = Some(Instant::now());
         match self.fetch_jwks(&d.jwks_uri).await {
-            Ok((jwks, kids)) => {
+            Ok(Fetched { jwks, kids, keys }) => {
                 tracing::info!(provider = %self.config.id, kid, known = kids.iter().any(|k| k == kid), "identity provider keys refreshed for an unknown key id");
                 let fresh = Arc::new(Discovered {
                     issuer: d.issuer.clone(),
@@ -219,6 +234,7 @@ impl Provider {
                     auth_method: d.auth_method,
                     jwks,
                     kids,
+                    keys,
                 });
                 *self.current.write().expect("provider lock") = Some(fresh.clone());
                 Ok(fresh)

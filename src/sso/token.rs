@@ -45,7 +45,7 @@ type IdToken = openidconnect::IdToken<
 
 /// Asymmetric algorithms only: never `none`, never a MAC (a MAC "keyed" with the provider's
 /// public key would be forgeable by anyone).
-pub(super) const ALLOWED_ALGS: [CoreJwsSigningAlgorithm; 9] = [
+const ALLOWED_ALGS: [CoreJwsSigningAlgorithm; 9] = [
     CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
     CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha384,
     CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha512,
@@ -312,6 +312,16 @@ pub async fn verify(
         tracing::warn!(provider = %c.id, error = %e, "ID token not parseable");
         refused("id_token_malformed")
     })?;
+    // The signature, with ring (`jws`: the algorithm allow-list, this provider's keys only);
+    // the crate then checks the claims.
+    if let Err(why) = d.keys.verify(id_token) {
+        tracing::warn!(provider = %c.id, why, "ID token signature refused");
+        return Err(refused(if why == "malformed" {
+            "id_token_malformed"
+        } else {
+            "id_token_signature"
+        }));
+    }
     let ms = c.microsoft.as_ref();
     let multi_tenant = ms.is_some_and(|m| !matches!(m.tenant, Tenant::Single(_)));
     let google_default = c.kind == ProviderKind::Google
@@ -326,6 +336,7 @@ pub async fn verify(
         d.jwks.clone(),
     )
     .set_allowed_algs(ALLOWED_ALGS)
+    .insecure_disable_signature_check()
     .set_issue_time_verifier_fn(move |iat| {
         let t = iat.timestamp();
         if t > now + IAT_SKEW || t < now - IAT_MAX_AGE {
