@@ -146,6 +146,7 @@ pub fn router(proxy: Arc<Proxy>, sso: Arc<crate::sso::Sso>) -> Router {
         .merge(pages(crate::auth::routes()))
         .merge(pages(crate::sso::routes()))
         .merge(crate::proxy::routes())
+        .merge(crate::scim::routes())
         .fallback(not_found)
         .with_state(Shared {
             core: proxy.core.clone(),

@@ -19,7 +19,7 @@ mod session;
 pub use database::DatabaseConfig;
 use database::read_database;
 pub use identity_provider::{
-    IdentityProviderConfig, InvitationsConfig, MicrosoftConfig, ProviderKind, Tenant,
+    GroupRole, IdentityProviderConfig, InvitationsConfig, MicrosoftConfig, ProviderKind, Tenant,
 };
 pub use lockout::LockoutConfig;
 use lockout::read_lockout;
@@ -370,7 +370,7 @@ fn read(root: &Section, path: &Path) -> Config {
             p
         })
         .collect();
-    identity_provider::validate_providers(&identity_providers, &|k, m| root.problem(k, m));
+    identity_provider::validate_providers(&identity_providers, &apps, &|k, m| root.problem(k, m));
     let invitations = identity_provider::read_invitations(&root.sub("invitations"));
     for role in &mfa.required_for_roles {
         if !valid_name(role) {

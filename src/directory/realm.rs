@@ -63,6 +63,7 @@ mod tests {
             scopes: vec![],
             microsoft: None,
             scim_token: None,
+            group_roles: Vec::new(),
         }
     }
 

@@ -26,6 +26,7 @@ mod peer_oidc;
 mod proxy;
 mod realm;
 mod schema;
+mod scim;
 mod seats;
 mod signin;
 mod sso;
