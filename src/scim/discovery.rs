@@ -67,6 +67,12 @@ fn complex(name: &str, multi: bool, subs: Vec<Value>) -> Value {
     a
 }
 
+fn complex_required(name: &str, multi: bool, subs: Vec<Value>) -> Value {
+    let mut a = complex(name, multi, subs);
+    a["required"] = true.into();
+    a
+}
+
 fn user_schema(core: &AppState) -> Value {
     let mut external = attr("externalId", "string", false, false, "none");
     external["caseExact"] = true.into();
@@ -83,12 +89,16 @@ fn user_schema(core: &AppState) -> Value {
                 attr("givenName", "string", false, false, "none"),
             ]),
             attr("displayName", "string", false, false, "none"),
-            complex("emails", true, vec![
-                attr("value", "string", false, false, "none"),
+            // Gatehouse knows people by their address: `emails` is required unless the
+            // userName is one (which Google and Okta send; Entra ID's is a UPN).
+            complex_required("emails", true, vec![
+                attr("value", "string", false, true, "none"),
                 attr("type", "string", false, false, "none"),
                 attr("primary", "boolean", false, false, "none"),
             ]),
-            attr("active", "boolean", false, false, "none"),
+            // Required here (RFC 7643 makes it optional): every account is active or not, so
+            // it is always returned and cannot be removed; a create without it is active.
+            attr("active", "boolean", false, true, "none"),
             external,
         ],
         "meta": { "resourceType": "Schema", "location": location(core, &format!("/Schemas/{USER_SCHEMA}")) }

@@ -49,6 +49,8 @@ where
         .route("/ResourceTypes", get(discovery::get_resource_types))
         .route("/ResourceTypes/{id}", get(discovery::get_resource_type))
         .route("/Users", get(users::get_users).post(users::post_user))
+        .route("/Users/.search", axum::routing::post(users::post_search))
+        .route("/.search", axum::routing::post(search_everything))
         .route(
             "/Users/{id}",
             get(users::get_user)
@@ -58,6 +60,14 @@ where
         )
         .fallback(not_found);
     Router::new().nest(BASE, api)
+}
+
+/// RFC 7644 §3.4.3: a search across resource types is optional; `/Users/.search` is served.
+async fn search_everything(_p: Provisioner) -> ScimError {
+    ScimError::status(
+        StatusCode::NOT_IMPLEMENTED,
+        "searching every resource type at once is not supported: POST /scim/v2/Users/.search",
+    )
 }
 
 async fn not_found(_p: Provisioner) -> ScimError {

@@ -96,7 +96,34 @@ pub async fn get_users(
     State(core): State<AppState>,
     RawQuery(q): RawQuery,
 ) -> Answer {
-    let ps = params(q);
+    search(&core, &p, params(q)).await
+}
+
+/// RFC 7644 §3.4.3: the same query as a `SearchRequest` body (attribute lists as arrays).
+pub async fn post_search(
+    p: Provisioner,
+    State(core): State<AppState>,
+    ScimJson(body): ScimJson,
+) -> Answer {
+    let mut ps = Vec::new();
+    for (k, v) in &body {
+        let text = match v {
+            Value::String(s) => s.clone(),
+            Value::Number(n) => n.to_string(),
+            Value::Array(items) => items
+                .iter()
+                .map(|i| i.as_str().map(str::to_string))
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| ScimError::invalid_value(format!("{k} must list strings")))?
+                .join(","),
+            _ => continue,
+        };
+        ps.push((k.clone(), text));
+    }
+    search(&core, &p, ps).await
+}
+
+async fn search(core: &AppState, p: &Provisioner, ps: Vec<(String, String)>) -> Answer {
     let cond = match param(&ps, "filter") {
         Some(f) if !f.trim().is_empty() => super::filter::parse_user_filter(f)?,
         _ => ScimCond::All,
@@ -107,7 +134,7 @@ pub async fn get_users(
         .store
         .search_scim_users(&p.provider, &cond, start, count)
         .await?;
-    let items = rows.iter().map(|r| shown(&core, r, &ps)).collect();
+    let items = rows.iter().map(|r| shown(core, r, &ps)).collect();
     Ok(respond(StatusCode::OK, list(items, total, start)))
 }
 

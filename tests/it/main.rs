@@ -7,6 +7,7 @@
 mod harness;
 mod idp;
 mod peers;
+mod pyvenv;
 mod raw;
 mod smtp_peer;
 mod upstream;

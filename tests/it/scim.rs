@@ -3,6 +3,7 @@
 //! format; `deprovision`: what deactivation does to sessions, sign-in and the proxy; `replay`:
 //! Entra ID's and Okta's sequences; `conformance`: a real SCIM checker.
 
+mod conformance;
 mod deprovision;
 mod replay;
 
