@@ -40,3 +40,14 @@ CREATE TABLE scim_group_members (
     PRIMARY KEY (group_id, user_id)
 );
 CREATE INDEX scim_group_members_user ON scim_group_members (user_id);
+
+-- `[[identity_provider.group_role]]` as the config says it, rewritten at every start: a
+-- member of the provider's group (by displayName, lowercased) holds `role` on `app`. Read
+-- beside `user_grants` (never copied into it), so leaving the group removes exactly this.
+CREATE TABLE scim_group_roles (
+    provider            TEXT NOT NULL,
+    group_lower         TEXT NOT NULL,
+    role                TEXT NOT NULL,
+    app                 TEXT NOT NULL,
+    PRIMARY KEY (provider, group_lower, role, app)
+);

@@ -11,6 +11,7 @@ use axum::http::StatusCode;
 use serde_json::{Value, json};
 
 pub const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
+pub const GROUP_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
 
 const LIST_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
 /// The most resources one page of a list holds.
@@ -105,21 +106,61 @@ fn user_schema(core: &AppState) -> Value {
     })
 }
 
+fn group_schema(core: &AppState) -> Value {
+    let mut display = attr("displayName", "string", false, true, "server");
+    display["description"] =
+        "the group's name: [[identity_provider.group_role]] maps it to roles".into();
+    let mut external = attr("externalId", "string", false, false, "none");
+    external["caseExact"] = true.into();
+    let mut value = attr("value", "string", false, false, "none");
+    value["mutability"] = "immutable".into();
+    let mut reference = attr("$ref", "reference", false, false, "none");
+    reference["referenceTypes"] = json!(["User"]);
+    reference["mutability"] = "immutable".into();
+    let mut ty = attr("type", "string", false, false, "none");
+    ty["canonicalValues"] = json!(["User"]);
+    ty["mutability"] = "immutable".into();
+    json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Schema"],
+        "id": GROUP_SCHEMA,
+        "name": "Group",
+        "description": "A group of users (its members get the roles group_role maps its name to)",
+        "attributes": [
+            display,
+            complex("members", true, vec![value, reference, ty]),
+            external,
+        ],
+        "meta": { "resourceType": "Schema", "location": location(core, &format!("/Schemas/{GROUP_SCHEMA}")) }
+    })
+}
+
 fn schemas(core: &AppState) -> Vec<Value> {
-    vec![user_schema(core)]
+    vec![user_schema(core), group_schema(core)]
 }
 
 fn resource_types(core: &AppState) -> Vec<Value> {
-    vec![json!({
-        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ResourceType"],
-        "id": "User",
-        "name": "User",
-        "endpoint": "/Users",
-        "description": "People",
-        "schema": USER_SCHEMA,
-        "schemaExtensions": [],
-        "meta": { "resourceType": "ResourceType", "location": location(core, "/ResourceTypes/User") }
-    })]
+    vec![
+        json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ResourceType"],
+            "id": "User",
+            "name": "User",
+            "endpoint": "/Users",
+            "description": "People",
+            "schema": USER_SCHEMA,
+            "schemaExtensions": [],
+            "meta": { "resourceType": "ResourceType", "location": location(core, "/ResourceTypes/User") }
+        }),
+        json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ResourceType"],
+            "id": "Group",
+            "name": "Group",
+            "endpoint": "/Groups",
+            "description": "Groups",
+            "schema": GROUP_SCHEMA,
+            "schemaExtensions": [],
+            "meta": { "resourceType": "ResourceType", "location": location(core, "/ResourceTypes/Group") }
+        }),
+    ]
 }
 
 /// A ListResponse of every item (RFC 7644 §3.4.2).

@@ -13,8 +13,25 @@ use scim_v2::filter::{AttrExp, AttrPath, CompValue, CompareOp, Filter, ValFilter
 const MAX_LEN: usize = 8 * 1024;
 
 const SUPPORTED: &str = "userName, externalId, emails.value, displayName, active, id";
+const GROUP_SUPPORTED: &str = "displayName, externalId, id";
+
+/// Which resource a filter is over.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    User,
+    Group,
+}
 
 pub fn parse_user_filter(text: &str) -> ScimResult<ScimCond> {
+    parse(text, Kind::User)
+}
+
+/// `GET /Groups?filter=`: `displayName` (case-insensitive), `externalId`, `id`.
+pub fn parse_group_filter(text: &str) -> ScimResult<ScimCond> {
+    parse(text, Kind::Group)
+}
+
+fn parse(text: &str, kind: Kind) -> ScimResult<ScimCond> {
     if text.len() > MAX_LEN {
         return Err(ScimError::invalid_filter(format!(
             "the filter is longer than {MAX_LEN} bytes"
@@ -25,15 +42,21 @@ pub fn parse_user_filter(text: &str) -> ScimResult<ScimCond> {
             "the filter does not parse (RFC 7644 §3.4.2.2: attribute operator value, e.g. userName eq \"ann@example.com\")",
         )
     })?;
-    map(&parsed)
+    map(&parsed, kind)
 }
 
-fn map(f: &Filter) -> ScimResult<ScimCond> {
+fn map(f: &Filter, kind: Kind) -> ScimResult<ScimCond> {
+    let all = |items: &[Filter]| {
+        items
+            .iter()
+            .map(|i| map(i, kind))
+            .collect::<ScimResult<Vec<_>>>()
+    };
     Ok(match f {
-        Filter::Attr(e) => attr_exp(e, None)?,
+        Filter::Attr(e) => attr_exp(e, None, kind)?,
         Filter::ValuePath(vp) => {
-            let col = column(&vp.attr)?;
-            if col != Some(ScimColumn::Email) || vp.attr.sub_attr.is_some() {
+            let col = column(&vp.attr, kind)?;
+            if kind != Kind::User || col != Some(ScimColumn::Email) || vp.attr.sub_attr.is_some() {
                 return Err(ScimError::invalid_filter(format!(
                     "a value filter ([…]) is supported on emails only, not on {}",
                     vp.attr
@@ -41,16 +64,16 @@ fn map(f: &Filter) -> ScimResult<ScimCond> {
             }
             val_filter(&vp.filter)?
         }
-        Filter::Not(inner) => ScimCond::Not(Box::new(map(inner)?)),
-        Filter::And(items) => ScimCond::And(items.iter().map(map).collect::<ScimResult<_>>()?),
-        Filter::Or(items) => ScimCond::Or(items.iter().map(map).collect::<ScimResult<_>>()?),
+        Filter::Not(inner) => ScimCond::Not(Box::new(map(inner, kind)?)),
+        Filter::And(items) => ScimCond::And(all(items)?),
+        Filter::Or(items) => ScimCond::Or(all(items)?),
     })
 }
 
 /// Inside `emails[…]`: only `value` may be compared.
 fn val_filter(f: &ValFilter) -> ScimResult<ScimCond> {
     Ok(match f {
-        ValFilter::Attr(e) => attr_exp(e, Some(ScimColumn::Email))?,
+        ValFilter::Attr(e) => attr_exp(e, Some(ScimColumn::Email), Kind::User)?,
         ValFilter::Not(inner) => ScimCond::Not(Box::new(val_filter(inner)?)),
         ValFilter::And(items) => {
             ScimCond::And(items.iter().map(val_filter).collect::<ScimResult<_>>()?)
@@ -62,14 +85,26 @@ fn val_filter(f: &ValFilter) -> ScimResult<ScimCond> {
 }
 
 /// The column an attribute path names; `None` for `active`.
-fn column(p: &AttrPath) -> ScimResult<Option<ScimColumn>> {
+fn column(p: &AttrPath, kind: Kind) -> ScimResult<Option<ScimColumn>> {
+    let schema = match kind {
+        Kind::User => super::discovery::USER_SCHEMA,
+        Kind::Group => super::discovery::GROUP_SCHEMA,
+    };
     if let Some(uri) = &p.uri
-        && !uri.eq_ignore_ascii_case(super::discovery::USER_SCHEMA)
+        && !uri.eq_ignore_ascii_case(schema)
     {
-        return Err(unsupported(p));
+        return Err(unsupported(p, kind));
     }
     let name = p.name.to_ascii_lowercase();
     let sub = p.sub_attr.as_deref().map(str::to_ascii_lowercase);
+    if kind == Kind::Group {
+        return Ok(Some(match (name.as_str(), sub) {
+            ("displayname", None) => ScimColumn::GroupName,
+            ("externalid", None) => ScimColumn::GroupExternalId,
+            ("id", None) => ScimColumn::GroupId,
+            _ => return Err(unsupported(p, kind)),
+        }));
+    }
     Ok(Some(match (name.as_str(), sub.as_deref()) {
         ("username", None) => ScimColumn::UserName,
         ("externalid", None) => ScimColumn::ExternalId,
@@ -77,18 +112,22 @@ fn column(p: &AttrPath) -> ScimResult<Option<ScimColumn>> {
         ("displayname", None) => ScimColumn::DisplayName,
         ("id", None) => ScimColumn::Id,
         ("active", None) => return Ok(None),
-        _ => return Err(unsupported(p)),
+        _ => return Err(unsupported(p, kind)),
     }))
 }
 
-fn unsupported(p: &AttrPath) -> ScimError {
+fn unsupported(p: &AttrPath, kind: Kind) -> ScimError {
+    let supported = match kind {
+        Kind::User => SUPPORTED,
+        Kind::Group => GROUP_SUPPORTED,
+    };
     ScimError::invalid_filter(format!(
-        "filtering on {p} is not supported (supported: {SUPPORTED})"
+        "filtering on {p} is not supported (supported: {supported})"
     ))
 }
 
 /// One comparison; `inside` is the column of the enclosing `emails[…]`.
-fn attr_exp(e: &AttrExp, inside: Option<ScimColumn>) -> ScimResult<ScimCond> {
+fn attr_exp(e: &AttrExp, inside: Option<ScimColumn>, kind: Kind) -> ScimResult<ScimCond> {
     let path = match e {
         AttrExp::Present(p) | AttrExp::Comparison(p, _, _) => p,
     };
@@ -104,7 +143,7 @@ fn attr_exp(e: &AttrExp, inside: Option<ScimColumn>) -> ScimResult<ScimCond> {
             }
             Some(c)
         }
-        None => column(path)?,
+        None => column(path, kind)?,
     };
     match (e, col) {
         (AttrExp::Present(_), Some(c)) => Ok(ScimCond::Present(c)),
@@ -138,7 +177,10 @@ fn attr_exp(e: &AttrExp, inside: Option<ScimColumn>) -> ScimResult<ScimCond> {
             };
             // caseExact false (RFC 7643 §4.1): both sides lowercased; externalId and id exact.
             let value = match c {
-                ScimColumn::ExternalId | ScimColumn::Id => s.clone(),
+                ScimColumn::ExternalId
+                | ScimColumn::Id
+                | ScimColumn::GroupExternalId
+                | ScimColumn::GroupId => s.clone(),
                 _ => s.to_lowercase(),
             };
             let op = match op {
@@ -244,6 +286,27 @@ mod tests {
                 }
                 Ok(c) => panic!("{f:?} was accepted as {c:?}"),
             }
+        }
+    }
+
+    #[test]
+    fn group_filters() {
+        assert_eq!(
+            parse_group_filter(r#"displayName eq "Sales""#).unwrap(),
+            text(ScimColumn::GroupName, ScimOp::Eq, "sales")
+        );
+        assert_eq!(
+            parse_group_filter(r#"externalId eq "G-1""#).unwrap(),
+            text(ScimColumn::GroupExternalId, ScimOp::Eq, "G-1")
+        );
+        for f in [
+            r#"userName eq "a""#,
+            "active eq true",
+            r#"emails[value eq "a"]"#,
+            r#"members.value eq "x""#,
+        ] {
+            let e = parse_group_filter(f).unwrap_err();
+            assert_eq!(e.scim_type, Some("invalidFilter"), "{f}");
         }
     }
 

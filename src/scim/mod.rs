@@ -4,6 +4,8 @@
 //!
 //! - `discovery`: `ServiceProviderConfig`, `Schemas`, `ResourceTypes`;
 //! - `users`: the `Users` endpoints; `resource` maps a SCIM User onto an account and back;
+//! - `groups`: the `Groups` endpoints; members get the roles `[[identity_provider.group_role]]`
+//!   maps the group's name to;
 //! - `filter`: `?filter=` (parsed by the `scim_v2` crate) → a `store::ScimCond` (SQL there);
 //! - `patch`: PATCH operations as Entra ID and Okta really send them;
 //! - `error`: RFC 7644 §3.12 error bodies.
@@ -15,6 +17,7 @@
 mod discovery;
 pub mod error;
 pub mod filter;
+mod groups;
 mod patch;
 mod resource;
 mod users;
@@ -51,6 +54,15 @@ where
         .route("/Users", get(users::get_users).post(users::post_user))
         .route("/Users/.search", axum::routing::post(users::post_search))
         .route("/.search", axum::routing::post(search_everything))
+        .route("/Groups", get(groups::get_groups).post(groups::post_group))
+        .route("/Groups/.search", axum::routing::post(groups::post_search))
+        .route(
+            "/Groups/{id}",
+            get(groups::get_group)
+                .put(groups::put_group)
+                .patch(groups::patch_group)
+                .delete(groups::delete_group),
+        )
         .route(
             "/Users/{id}",
             get(users::get_user)
@@ -196,6 +208,14 @@ pub fn respond(status: StatusCode, body: serde_json::Value) -> Response {
     r
 }
 
+/// A DELETE's `204`.
+pub fn no_content() -> Response {
+    let mut r = StatusCode::NO_CONTENT.into_response();
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
 pub(crate) type Answer = ScimResult<Response>;
 
 #[cfg(test)]
@@ -246,5 +266,49 @@ scim_token = "okta-token-0123456789"
             assert_eq!(provider_of_token(p, wrong), None, "{wrong}");
         }
         assert!(!format!("{:?}", p[0]).contains("entra-token"));
+    }
+
+    #[test]
+    fn group_roles_name_a_configured_app_and_tokens_are_not_trivial() {
+        let text = r#"
+[secrets]
+master_key = "dGVzdC1tYXN0ZXIta2V5LW5vdC1mb3ItcHJvZHVjdGlvbiE="
+[[identity_provider]]
+id = "entra"
+kind = "oidc"
+issuer = "https://idp.example"
+client_id = "c"
+client_secret = "s"
+scim_token = "short"
+[[identity_provider.group_role]]
+group = "Sales"
+role = "limited"
+app = "nope"
+[[identity_provider.group_role]]
+group = ""
+role = "Not A Role"
+colour = "blue"
+"#;
+        let e = match crate::config::Config::from_toml(
+            text,
+            std::path::Path::new("t.toml"),
+            std::iter::empty(),
+        ) {
+            Ok(_) => panic!("accepted"),
+            Err(e) => e.to_string(),
+        };
+        for want in [
+            "identity_provider[entra].scim_token: too short",
+            "identity_provider[entra].group_role[1].app: no app \"nope\"",
+            "group_role[2].group: required",
+            "group_role[2].role: required",
+            "group_role[2].colour: unknown key",
+        ] {
+            assert!(e.contains(want), "{want} in {e}");
+        }
+        assert!(
+            !e.contains("short\""),
+            "the token's value is never echoed: {e}"
+        );
     }
 }

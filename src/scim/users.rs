@@ -21,11 +21,17 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 
-fn location(core: &AppState, id: &str) -> String {
+pub(super) fn location(core: &AppState, id: &str) -> String {
     core.public_url(&format!("{}/Users/{id}", super::BASE))
 }
 
-async fn record(core: &AppState, provider: &str, action: &str, user: (&str, &str), details: Value) {
+pub(super) async fn record(
+    core: &AppState,
+    provider: &str,
+    action: &str,
+    user: (&str, &str),
+    details: Value,
+) {
     audit::record(
         &core.store,
         audit::Event {
@@ -42,19 +48,19 @@ async fn record(core: &AppState, provider: &str, action: &str, user: (&str, &str
 }
 
 /// The query string's parameters (`filter`, `startIndex`, `count`, `attributes`, …).
-fn params(q: Option<String>) -> Vec<(String, String)> {
+pub(super) fn params(q: Option<String>) -> Vec<(String, String)> {
     url::form_urlencoded::parse(q.unwrap_or_default().as_bytes())
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect()
 }
 
-fn param<'a>(ps: &'a [(String, String)], name: &str) -> Option<&'a str> {
+pub(super) fn param<'a>(ps: &'a [(String, String)], name: &str) -> Option<&'a str> {
     ps.iter()
         .find(|(k, _)| k.eq_ignore_ascii_case(name))
         .map(|(_, v)| v.as_str())
 }
 
-fn int_param(ps: &[(String, String)], name: &str, default: i64) -> ScimResult<i64> {
+pub(super) fn int_param(ps: &[(String, String)], name: &str, default: i64) -> ScimResult<i64> {
     match param(ps, name) {
         None => Ok(default),
         Some(v) => v
@@ -105,8 +111,15 @@ pub async fn post_search(
     State(core): State<AppState>,
     ScimJson(body): ScimJson,
 ) -> Answer {
+    search(&core, &p, search_params(&body)?).await
+}
+
+/// A `SearchRequest` body as query parameters.
+pub(super) fn search_params(
+    body: &serde_json::Map<String, Value>,
+) -> ScimResult<Vec<(String, String)>> {
     let mut ps = Vec::new();
-    for (k, v) in &body {
+    for (k, v) in body {
         let text = match v {
             Value::String(s) => s.clone(),
             Value::Number(n) => n.to_string(),
@@ -120,10 +133,10 @@ pub async fn post_search(
         };
         ps.push((k.clone(), text));
     }
-    search(&core, &p, ps).await
+    Ok(ps)
 }
 
-async fn search(core: &AppState, p: &Provisioner, ps: Vec<(String, String)>) -> Answer {
+pub(super) async fn search(core: &AppState, p: &Provisioner, ps: Vec<(String, String)>) -> Answer {
     let cond = match param(&ps, "filter") {
         Some(f) if !f.trim().is_empty() => super::filter::parse_user_filter(f)?,
         _ => ScimCond::All,
@@ -385,12 +398,7 @@ pub async fn delete_user(
         json!({ "provider": p.provider, "userName": current.user_name, "externalId": current.external_id, "before": { "status": user.status }, "after": { "status": "deprovisioned" }, "sessions_ended": revoked }),
     )
     .await;
-    let mut r = axum::response::IntoResponse::into_response(StatusCode::NO_CONTENT);
-    r.headers_mut().insert(
-        axum::http::header::CACHE_CONTROL,
-        axum::http::HeaderValue::from_static("no-store"),
-    );
-    Ok(r)
+    Ok(super::no_content())
 }
 
 fn ops<'a>(core: &'a AppState, p: &Provisioner) -> Ops<'a> {

@@ -53,6 +53,12 @@ pub enum ScimColumn {
     DisplayName,
     /// `id`.
     Id,
+    /// A group's `displayName`, lowercased.
+    GroupName,
+    /// A group's `externalId`.
+    GroupExternalId,
+    /// A group's `id`.
+    GroupId,
 }
 
 impl ScimColumn {
@@ -63,6 +69,9 @@ impl ScimColumn {
             ScimColumn::Email => "u.email_normalized",
             ScimColumn::DisplayName => "LOWER(u.name)",
             ScimColumn::Id => "u.id",
+            ScimColumn::GroupName => "g.display_name_lower",
+            ScimColumn::GroupExternalId => "g.external_id",
+            ScimColumn::GroupId => "g.id",
         }
     }
 }
@@ -94,7 +103,7 @@ pub enum ScimCond {
 }
 
 /// Renders `c` into `sql`, its values appended to `binds` (parameters `$n` from `binds.len()`).
-fn render(c: &ScimCond, sql: &mut String, binds: &mut Vec<String>) {
+pub(super) fn render(c: &ScimCond, sql: &mut String, binds: &mut Vec<String>) {
     let param = |v: &str, binds: &mut Vec<String>| {
         binds.push(v.to_string());
         format!("${}", binds.len())
@@ -105,6 +114,7 @@ fn render(c: &ScimCond, sql: &mut String, binds: &mut Vec<String>) {
         ScimCond::Active(false) => sql.push_str("u.status IN ('deprovisioned', 'blocked')"),
         ScimCond::Present(col) => match col {
             ScimColumn::ExternalId => sql.push_str("s.external_id IS NOT NULL"),
+            ScimColumn::GroupExternalId => sql.push_str("g.external_id IS NOT NULL"),
             ScimColumn::DisplayName => sql.push_str("u.name <> ''"),
             _ => sql.push_str("1 = 1"),
         },

@@ -1,10 +1,12 @@
 //! SCIM 2.0 at `/scim/v2` from the provisioning client's side (and an attacker's): discovery,
 //! bearer tokens, Users create/get/list(filter, pagination)/replace/delete, errors in the RFC
 //! format; `deprovision`: what deactivation does to sessions, sign-in and the proxy; `replay`:
-//! Entra ID's and Okta's sequences; `conformance`: a real SCIM checker.
+//! Entra ID's and Okta's sequences; `groups`: groups mapped to roles; `conformance`: a real
+//! SCIM checker.
 
 mod conformance;
 mod deprovision;
+mod groups;
 mod replay;
 
 use crate::harness::*;
@@ -14,6 +16,7 @@ use serde_json::{Value, json};
 pub const ENTRA_TOKEN: &str = "entra-scim-token-0123456789abcdef";
 pub const OKTA_TOKEN: &str = "okta-scim-token-0123456789abcdef";
 pub const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
+pub const GROUP_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
 pub const PATCH_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 
 pub const WHOAMI: &str = r#"

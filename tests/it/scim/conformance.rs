@@ -1,8 +1,8 @@
 //! A real SCIM conformance checker against `/scim/v2`: `scim2-tester` (PyPI, with the
 //! `scim2-client` and `scim2-models` it drives), pinned with hashes in
 //! `tests/peers/scim/requirements.txt` and installed by the test (`pyvenv`). It reads the
-//! discovery endpoints, then creates, reads, queries, replaces, patches and deletes resources
-//! built from the published schemas, and grades each check; every check must pass.
+//! discovery endpoints, then creates, reads, queries, replaces, patches and deletes Users and
+//! Groups built from the published schemas, and grades each check; every check must pass.
 
 use super::*;
 
@@ -59,22 +59,29 @@ async fn scim2_tester_passes_every_check() {
         "failed checks: {failed:#?}\nall: {titles:#?}"
     );
     // It did exercise the Users endpoints (a run that only read discovery proves little).
-    for want in [
-        "object_creation",
-        "object_query",
-        "object_replacement",
-        "object_deletion",
-        "check_add_attribute",
-        "check_replace_attribute",
-        "check_remove_attribute",
-    ] {
-        assert!(
-            results.iter().any(|r| r["resource_type"] == "User"
-                && r["status"] == "SUCCESS"
-                && r["title"] == want),
-            "no successful User {want} check in {titles:#?}"
-        );
+    for kind in ["User", "Group"] {
+        for want in [
+            "object_creation",
+            "object_query",
+            "object_replacement",
+            "object_deletion",
+            "check_add_attribute",
+            "check_replace_attribute",
+        ] {
+            assert!(
+                results.iter().any(|r| r["resource_type"] == kind
+                    && r["status"] == "SUCCESS"
+                    && r["title"] == want),
+                "no successful {kind} {want} check in {titles:#?}"
+            );
+        }
     }
+    assert!(
+        results.iter().any(|r| r["resource_type"] == "User"
+            && r["status"] == "SUCCESS"
+            && r["title"] == "check_remove_attribute"),
+        "{titles:#?}"
+    );
     // With a wrong token, it gets nowhere (so the run above is the token's doing).
     let refused = check(&server, "not-the-token-at-all");
     // (Only "POST /ServiceProviderConfig is 405" holds without a token.)
