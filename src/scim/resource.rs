@@ -179,7 +179,14 @@ pub fn user_json(row: &ScimUserRow, location: &str) -> Value {
         Ok(Value::Object(m)) => m,
         _ => Map::new(),
     };
-    doc.insert("schemas".into(), json!([USER_SCHEMA]));
+    // RFC 7643 §3: `schemas` lists the core schema and every extension the resource holds.
+    let mut schemas = vec![Value::from(USER_SCHEMA)];
+    for k in doc.keys() {
+        if k.starts_with("urn:") && doc[k].is_object() && !k.eq_ignore_ascii_case(USER_SCHEMA) {
+            schemas.push(k.clone().into());
+        }
+    }
+    doc.insert("schemas".into(), Value::Array(schemas));
     doc.insert("id".into(), row.id.clone().into());
     doc.insert("userName".into(), row.user_name.clone().into());
     match &row.external_id {

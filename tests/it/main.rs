@@ -28,6 +28,7 @@ mod proxy;
 mod realm;
 mod schema;
 mod scim;
+mod scim_bench;
 mod seats;
 mod signin;
 mod sso;

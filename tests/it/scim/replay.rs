@@ -35,6 +35,10 @@ async fn entra_id_lookup_create_update_deactivate_delete() {
     let id = created.body["id"].as_str().unwrap().to_string();
     assert!(created.headers["location"].to_str().unwrap().ends_with(&id));
     assert_eq!(created.body["title"], "Engineer");
+    assert_eq!(
+        created.body["schemas"],
+        json!([USER_SCHEMA, "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"])
+    );
     let path = format!("/Users/{id}");
     // 3. Looked up again by userName, and by externalId.
     let r = scim.filter(r#"userName eq "alice@contoso.test""#).await;
