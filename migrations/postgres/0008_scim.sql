@@ -17,6 +17,7 @@ CREATE TABLE scim_users (
 );
 CREATE UNIQUE INDEX scim_users_user_name ON scim_users (provider, user_name_lower);
 CREATE UNIQUE INDEX scim_users_external_id ON scim_users (provider, external_id);
+CREATE INDEX scim_users_listed ON scim_users (provider, created_at);  -- pages of GET /Users
 
 -- Groups a provider pushes, and their members; `[[identity_provider.group_role]]` maps a
 -- group's displayName to grants, recorded in `scim_group_grants` so that leaving the group

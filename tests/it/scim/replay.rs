@@ -37,7 +37,10 @@ async fn entra_id_lookup_create_update_deactivate_delete() {
     assert_eq!(created.body["title"], "Engineer");
     assert_eq!(
         created.body["schemas"],
-        json!([USER_SCHEMA, "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"])
+        json!([
+            USER_SCHEMA,
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+        ])
     );
     let path = format!("/Users/{id}");
     // 3. Looked up again by userName, and by externalId.
