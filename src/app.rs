@@ -113,7 +113,7 @@ pub fn proxy(core: AppState) -> Arc<Proxy> {
 }
 
 /// The gateway's own pages get strict security headers and are never cached.
-fn pages(routes: Router<Shared>) -> Router<Shared> {
+fn pages(routes: Router<Shared>, policy: HeaderValue) -> Router<Shared> {
     routes
         .layer(SetResponseHeaderLayer::overriding(
             header::CACHE_CONTROL,
@@ -133,18 +133,17 @@ fn pages(routes: Router<Shared>) -> Router<Shared> {
         ))
         .layer(SetResponseHeaderLayer::overriding(
             header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static(
-                "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'; base-uri 'none'",
-            ),
+            policy,
         ))
 }
 
 /// The full router: each feature's routes, merged.
 pub fn router(proxy: Arc<Proxy>, sso: Arc<crate::sso::Sso>) -> Router {
+    let policy = crate::web::policy::page_policy(&proxy.core.config);
     Router::new()
         .merge(crate::ops::routes())
-        .merge(pages(crate::auth::routes()))
-        .merge(pages(crate::sso::routes()))
+        .merge(pages(crate::auth::routes(), policy.clone()))
+        .merge(pages(crate::sso::routes(), policy))
         .merge(crate::proxy::routes())
         .merge(crate::scim::routes())
         .fallback(not_found)
@@ -338,6 +337,7 @@ pub async fn serve(config: Config) -> Result<(), BoxError> {
     let sso = crate::sso::Sso::new(core.clone())?;
     let sso_refresh = tokio::spawn(sso.providers.clone().refresh_forever());
     let sso_sweep = tokio::spawn(sso.clone().sweep_forever());
+    let sso_revalidate = tokio::spawn(sso.clone().revalidate_forever());
     let mailer = {
         let core = core.clone();
         let stop = stop_rx.clone();
@@ -367,6 +367,7 @@ pub async fn serve(config: Config) -> Result<(), BoxError> {
     sampler.abort();
     sso_refresh.abort();
     sso_sweep.abort();
+    sso_revalidate.abort();
     let _ = mailer.await;
     let _ = follower.await;
     if drained {

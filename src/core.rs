@@ -147,7 +147,7 @@ impl Core {
             metrics: crate::metrics::Metrics::new(config.apps.len(), config.server.workers),
             lockout: Lockout::new(config.lockout.clone()),
             sessions,
-            templates: Templates::new(),
+            templates: Templates::new(&config.branding),
             csrf,
             base,
         }))

@@ -123,12 +123,22 @@ impl From<crate::store::StoreError> for AppError {
     }
 }
 
+/// The error page's look: the sign-in pages' card, readable at a phone's width.
+const ERROR_STYLE: &str = "body{font-family:system-ui,sans-serif;background:#f4f5f7;color:#1d2330;margin:0}\
+     header{max-width:26rem;margin:2rem auto .75rem;padding:0 2.25rem;font-weight:700;color:#1f5ed6}\
+     main{max-width:26rem;margin:0 auto 3rem;background:#fff;padding:2rem 2.25rem;border-radius:10px;\
+     box-shadow:0 2px 10px rgba(0,0,0,.08);overflow-wrap:anywhere}h1{font-size:1.35rem;margin-top:0}\
+     @media (max-width:30rem){header{margin:1.25rem .5rem .6rem;padding:0 1.25rem}\
+     main{margin:0 .5rem 2rem;padding:1.5rem 1.25rem}}";
+
 /// An error page: `title`, then `message` (both escaped here), then a way back to sign-in.
 pub fn page(status: StatusCode, title: &str, message: &str) -> Response<Body> {
     let esc = |s: &str| minijinja::HtmlEscape(s).to_string();
     let body = format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{} · Gatehouse</title></head>\
-         <body><main><h1>{}</h1><p>{}</p><p><a href=\"/login\">Back to sign-in</a></p></main></body></html>",
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>{} · Gatehouse</title><style>{ERROR_STYLE}</style></head>\
+         <body><header>Gatehouse</header><main><h1>{}</h1><p>{}</p><p><a href=\"/login\">Back to sign-in</a></p></main></body></html>",
         esc(title),
         esc(title),
         esc(message)

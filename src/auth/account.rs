@@ -1,4 +1,5 @@
-//! `/`: who is signed in, with links to change the password, set up MFA, and sign out.
+//! `/`: who is signed in, the apps they may use (each app's `name` and `description`, as the
+//! proxy's rules would admit them), links to change the password and set up MFA, sign-out.
 
 use super::{page, session_at, stage_location, to_login};
 use crate::core::AppState;
@@ -45,6 +46,21 @@ pub async fn get_account(
         }
     }
     let org = held.org().map(|o| o.name.clone());
+    let slug = held.org().map(|o| o.slug.as_str());
+    let scheme = core.config.server.public_url.scheme();
+    let apps: Vec<minijinja::Value> = (core.config.apps.iter())
+        .filter(|a| {
+            crate::directory::rights(held.grants(), a, slug)
+                .refusal
+                .is_none()
+        })
+        .map(|a| {
+            minijinja::context! {
+                name => &a.name, description => &a.description,
+                url => format!("{scheme}://{}{}", a.host, a.path_prefix),
+            }
+        })
+        .collect();
     Ok(page(
         &core,
         &headers,
@@ -52,7 +68,7 @@ pub async fn get_account(
         "account.html",
         minijinja::context! {
             email => user.email, name => user.name, roles => roles.join(", "),
-            mfa => user.totp_secret.is_some(), org => org,
+            mfa => user.totp_secret.is_some(), org => org, apps => apps,
         },
     ))
 }

@@ -8,7 +8,7 @@ use crate::core::Core;
 use crate::directory::{self, Holdings};
 use crate::error::AppError;
 use crate::revocation::Invalidate;
-use crate::session::{NewSession, Session, Stage};
+use crate::session::{NewSession, Session, Stage, Upstream};
 use crate::store::UserRow;
 use crate::web::ClientInfo;
 use crate::web::cookies;
@@ -82,9 +82,8 @@ pub async fn advance_location(
 }
 
 /// As [`advance_location`], for a sign-in through an upstream provider: the session records
-/// the provider and its refresh token (`upstream`: the provider id and the token sealed under
-/// the master key). A session rotated from another (after the second factor) keeps what the
-/// old one had.
+/// what `upstream` says of it (provider, sealed refresh token, `sub` and `sid`). A session
+/// rotated from another (after the second factor) keeps what the old one had.
 pub async fn advance_location_upstream(
     core: &Core,
     user: &UserRow,
@@ -92,7 +91,7 @@ pub async fn advance_location_upstream(
     replace: Option<&Session>,
     client: &ClientInfo,
     rd: &str,
-    upstream: Option<(&str, Option<&str>)>,
+    upstream: Option<Upstream<'_>>,
 ) -> Result<(String, String), AppError> {
     let stage = next_stage(core, user, &amr).await?;
     if let Some(old) = replace {

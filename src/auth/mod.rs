@@ -7,10 +7,13 @@
 pub mod account;
 pub mod csrf;
 pub mod current;
+pub mod discovery;
 pub mod enroll;
 pub mod flow;
 pub mod handoff;
+pub mod invite;
 pub mod login;
+pub mod mfa_page;
 pub mod pages;
 pub mod password_change;
 pub mod require;
@@ -38,7 +41,7 @@ where
     Router::new()
         .route("/", get(account::get_account))
         .route("/login", get(login::get_login).post(login::post_login))
-        .route("/login/mfa", get(login::get_mfa).post(login::post_mfa))
+        .route("/login/mfa", get(mfa_page::get_mfa).post(login::post_mfa))
         .route("/logout", post(login::post_logout))
         .route(
             "/mfa/enroll",
@@ -49,6 +52,7 @@ where
             get(password_change::get_change).post(password_change::post_change),
         )
         .route("/setup", get(setup::get_setup).post(setup::post_setup))
+        .route("/invite", get(invite::get_invite).post(invite::post_invite))
         // Cross-host sign-in, on app hosts and the public host (see `handoff`).
         .route("/.gatehouse/login", get(handoff::get_app_login))
         .route("/.gatehouse/handoff", get(handoff::get_handoff))

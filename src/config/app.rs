@@ -43,6 +43,10 @@ pub struct HeaderNames {
 #[derive(Debug, Clone)]
 pub struct AppConfig {
     pub id: String,
+    /// Shown in the list of apps at `/` (default: the id).
+    pub name: String,
+    /// One line under the name there (default: none).
+    pub description: String,
     /// Lowercased `host[:port]`, as clients send it.
     pub host: String,
     pub path_prefix: String,
@@ -138,6 +142,20 @@ pub fn read_app(s: &Section) -> AppConfig {
     let id = s.string("id", "");
     if !super::valid_name(&id) {
         s.problem("id", "required: 1-64 of a-z, 0-9, '-', '_'");
+    }
+    let name = s.string("name", &id).trim().to_string();
+    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+        s.problem(
+            "name",
+            "1-100 characters, no control characters (shown at /)",
+        );
+    }
+    let description = s.string("description", "").trim().to_string();
+    if description.chars().count() > 300 || description.chars().any(char::is_control) {
+        s.problem(
+            "description",
+            "at most 300 characters, no control characters",
+        );
     }
     let host = s.string("host", "").to_ascii_lowercase();
     if host.is_empty() || host.contains('/') || host.contains(char::is_whitespace) {
@@ -275,6 +293,8 @@ pub fn read_app(s: &Section) -> AppConfig {
     }
     AppConfig {
         id,
+        name,
+        description,
         host,
         path_prefix,
         upstream,

@@ -71,6 +71,11 @@ pub struct IdentityProviderConfig {
     pub microsoft: Option<MicrosoftConfig>,
     /// The bearer token of this provider's SCIM client (`/scim/v2`); none = no SCIM.
     pub scim_token: Option<Secret<String>>,
+    /// Sessions signed in with a refresh token are checked with the provider this often
+    /// (`revalidate_every`, default 5m) …
+    pub revalidate_every: Duration,
+    /// … and, while the provider cannot be asked, kept this long (`revalidate_grace`, 1h).
+    pub revalidate_grace: Duration,
     /// `[[identity_provider.group_role]]`: what membership of a SCIM group grants.
     pub group_roles: Vec<GroupRole>,
 }
@@ -318,6 +323,11 @@ pub(super) fn read_provider(s: &Section) -> IdentityProviderConfig {
             }
         }
     };
+    let revalidate_every = s.duration("revalidate_every", "5m");
+    if revalidate_every < Duration::from_secs(1) {
+        s.problem("revalidate_every", "must be at least 1s");
+    }
+    let revalidate_grace = s.duration("revalidate_grace", "1h");
     IdentityProviderConfig {
         id,
         kind,
@@ -328,6 +338,8 @@ pub(super) fn read_provider(s: &Section) -> IdentityProviderConfig {
         scopes,
         microsoft,
         scim_token,
+        revalidate_every,
+        revalidate_grace,
         group_roles,
     }
 }

@@ -10,6 +10,9 @@ pub struct LockoutConfig {
     /// `None` = `lock_for = "manual"`: locked until an administrator unlocks.
     pub lock_for: Option<Duration>,
     pub ip_max_failures: u32,
+    /// Upstream sign-ins one client address may start per `window` (each keeps a pending
+    /// request for ten minutes).
+    pub ip_max_sso_starts: u32,
 }
 
 pub(super) fn read_lockout(s: &Section) -> LockoutConfig {
@@ -27,11 +30,13 @@ pub(super) fn read_lockout(s: &Section) -> LockoutConfig {
         None => Some(Duration::from_secs(1800)),
     };
     let ip_max_failures = s.int("ip_max_failures", 50, 1, 1_000_000) as u32;
+    let ip_max_sso_starts = s.int("ip_max_sso_starts", 300, 1, 100_000_000) as u32;
     s.finish();
     LockoutConfig {
         max_failures,
         window,
         lock_for,
         ip_max_failures,
+        ip_max_sso_starts,
     }
 }

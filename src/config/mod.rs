@@ -5,6 +5,7 @@
 //! `session`, `password`, `lockout`; apps in `app`); the small ones are read here.
 
 pub mod app;
+pub mod branding;
 mod database;
 pub mod identity_provider;
 mod lockout;
@@ -16,6 +17,8 @@ mod secrets;
 mod server;
 mod session;
 
+use branding::read_branding;
+pub use branding::{BrandingConfig, Logo};
 pub use database::DatabaseConfig;
 use database::read_database;
 pub use identity_provider::{
@@ -58,6 +61,7 @@ pub struct Config {
     pub apps: Vec<app::AppConfig>,
     pub identity_providers: Vec<IdentityProviderConfig>,
     pub invitations: InvitationsConfig,
+    pub branding: BrandingConfig,
 }
 
 #[derive(Debug, Clone)]
@@ -372,6 +376,7 @@ fn read(root: &Section, path: &Path) -> Config {
         .collect();
     identity_provider::validate_providers(&identity_providers, &apps, &|k, m| root.problem(k, m));
     let invitations = identity_provider::read_invitations(&root.sub("invitations"));
+    let branding = read_branding(&root.sub("branding"));
     for role in &mfa.required_for_roles {
         if !valid_name(role) {
             root.problem(
@@ -396,6 +401,7 @@ fn read(root: &Section, path: &Path) -> Config {
         apps,
         identity_providers,
         invitations,
+        branding,
     }
 }
 

@@ -6,7 +6,9 @@
 //! `max_failures` verifications; a correct password gives its slot back.
 //!
 //! Per client IP: `ip_max_failures` failures per window, counted in memory, stop further
-//! attempts from that address whatever account they aim at.
+//! attempts from that address whatever account they aim at; and `ip_max_sso_starts` upstream
+//! sign-ins started per window (each leaves a pending request in the database for a while),
+//! so that one address cannot fill the table.
 //!
 //! The caller answers every refusal the same way ("wrong email or password"), so a locked
 //! account is indistinguishable from a wrong password or an unknown address.
@@ -25,6 +27,7 @@ pub const LOCKED_UNTIL_ADMIN: i64 = i64::MAX;
 pub struct Lockout {
     cfg: LockoutConfig,
     ip_failures: Cache<IpAddr, Arc<AtomicU32>>,
+    ip_sso_starts: Cache<IpAddr, Arc<AtomicU32>>,
 }
 
 pub enum Slot {
@@ -41,6 +44,10 @@ impl Lockout {
                 .time_to_live(cfg.window)
                 .max_capacity(100_000)
                 .build(),
+            ip_sso_starts: Cache::builder()
+                .time_to_live(cfg.window)
+                .max_capacity(100_000)
+                .build(),
             cfg,
         }
     }
@@ -49,6 +56,21 @@ impl Lockout {
         self.ip_failures
             .get(&ip)
             .is_some_and(|n| n.load(Ordering::Relaxed) >= self.cfg.ip_max_failures)
+    }
+
+    /// Counts an upstream sign-in started from `ip`; `false` once the address has started
+    /// `ip_max_sso_starts` within the window.
+    pub fn sso_start(&self, ip: IpAddr) -> bool {
+        let n = self
+            .ip_sso_starts
+            .get_with(ip, || Arc::new(AtomicU32::new(0)))
+            .fetch_add(1, Ordering::Relaxed);
+        n < self.cfg.ip_max_sso_starts
+    }
+
+    /// How long a refused address waits at most (the window).
+    pub fn window_secs(&self) -> u64 {
+        self.cfg.window.as_secs().max(1)
     }
 
     pub fn record_ip_failure(&self, ip: IpAddr) {

@@ -179,6 +179,11 @@ fn describe() {
         "gatehouse_audit_events_total",
         "Audit events recorded by this instance, by action and outcome"
     );
+    describe_counter!(
+        "gatehouse_deprovisioning_total",
+        "Deprovisioning steps taken by this instance, by source (scim, backchannel, \
+         revalidation, administrator) and step (sessions ended, users deactivated, ...)"
+    );
     describe_gauge!(
         "gatehouse_sessions_cached",
         "Sessions held in this instance's cache"
@@ -199,6 +204,13 @@ fn describe() {
         "gatehouse_start_time_seconds",
         "When this instance started, in Unix seconds"
     );
+}
+
+/// Counts a deprovisioning step: `source` is what asked for it (`scim`, `backchannel`,
+/// `revalidation`, `administrator`), `step` what was done (`sessions_ended`, `refused`, ...).
+pub fn deprovisioning(source: &'static str, step: &'static str, n: u64) {
+    ::metrics::counter!("gatehouse_deprovisioning_total", "source" => source, "step" => step)
+        .increment(n);
 }
 
 /// Whether the client (its address as `trusted_proxies` decide it) is in `metrics_allow`; an

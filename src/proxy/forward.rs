@@ -8,7 +8,7 @@ use crate::metrics::Outcome;
 use axum::body::Body;
 use axum::http::uri::{Authority, PathAndQuery, Scheme};
 use axum::http::{
-    HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode, Uri, Version, header,
+    HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Uri, Version, header,
 };
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -307,6 +307,35 @@ pub fn gateway_error(status: StatusCode, wants_html: bool, message: &str) -> Res
     crate::error::render(status, wants_html, message)
 }
 
+/// GET, HEAD or OPTIONS without a body and without an upgrade: safe to send twice.
+fn retryable(req: &Request<Body>) -> bool {
+    matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS)
+        && http_body::Body::size_hint(req.body()).exact() == Some(0)
+        && !req.headers().contains_key(header::UPGRADE)
+}
+
+/// The upstream closed (or reset) a kept connection before it answered: a connection error
+/// after it was reused, not a refusal to connect.
+fn closed_before_answer(e: &hyper_util::client::legacy::Error) -> bool {
+    if e.is_connect() {
+        return false;
+    }
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(h) = s.downcast_ref::<hyper::Error>() {
+            return h.is_incomplete_message() || h.is_canceled() || h.is_closed();
+        }
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            return matches!(
+                io.kind(),
+                std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe
+            );
+        }
+        source = s.source();
+    }
+    false
+}
+
 /// `504`, logged: app `app`'s upstream did not answer within its `timeout`.
 pub fn upstream_timed_out(app: &AppConfig, wants_html: bool) -> Response<Body> {
     tracing::warn!(app = %app.id, timeout = ?app.timeout, "upstream timed out");
@@ -399,11 +428,28 @@ pub async fn forward(
     // An HTTP/2 request keeps its version; the upstream speaks HTTP/1.1.
     *req.version_mut() = Version::HTTP_11;
 
-    let sent = tokio::time::timeout(
-        app.timeout,
-        upstreams.clients[crate::server::worker_slot()][idx].request(req),
-    )
-    .await;
+    let client = &upstreams.clients[crate::server::worker_slot()][idx];
+    // A bodiless idempotent request may be sent again once when the kept connection it went
+    // out on turns out closed by the upstream before any answer (as a proxy's
+    // "next upstream on error" does); anything else is answered as it fails.
+    let again = retryable(&req).then(|| {
+        let mut r = Request::new(Body::empty());
+        *r.method_mut() = req.method().clone();
+        *r.uri_mut() = req.uri().clone();
+        *r.version_mut() = req.version();
+        *r.headers_mut() = req.headers().clone();
+        r
+    });
+    let started = tokio::time::Instant::now();
+    let sent = tokio::time::timeout(app.timeout, client.request(req)).await;
+    let sent = match (sent, again) {
+        (Ok(Err(e)), Some(again)) if closed_before_answer(&e) => {
+            tracing::debug!(app = %app.id, error = %e, "kept upstream connection closed; sending again");
+            let left = app.timeout.saturating_sub(started.elapsed());
+            tokio::time::timeout(left, client.request(again)).await
+        }
+        (sent, _) => sent,
+    };
     let mut resp = match sent {
         Err(_) => return upstream_timed_out(app, wants_html),
         Ok(Err(e)) => return upstream_unreachable(app, &e, wants_html),

@@ -104,7 +104,8 @@ fn page(app: &AppConfig, headers: &serde_json::Map<String, serde_json::Value>) -
          header{{max-width:40rem;margin:2rem auto 0;font-weight:700;color:#1f5ed6;padding:0 .5rem}}\
          main{{max-width:40rem;margin:1rem auto;background:#fff;padding:1.5rem 2rem;border-radius:10px}}\
          dl{{display:grid;grid-template-columns:max-content 1fr;gap:.3rem 1rem}}dt{{font-weight:600}}\
-         dd{{margin:0;overflow-wrap:anywhere}}pre{{background:#f4f5f7;padding:1rem;overflow-x:auto}}\
+         dd{{margin:0;overflow-wrap:anywhere}}pre{{background:#f4f5f7;padding:1rem;white-space:pre-wrap;overflow-wrap:anywhere}}\
+         @media (max-width:42rem){{header{{margin:1.25rem .5rem 0;padding:0 1.25rem}}main{{margin:.6rem .5rem 2rem;padding:1.25rem}}}}\
          .hint{{color:#5a6272;font-size:.9rem}}a.button{{display:inline-block;margin-top:1rem;padding:.6rem 1rem;\
          background:#1f5ed6;color:#fff;border-radius:6px;text-decoration:none}}</style></head>\
          <body><header>Gatehouse</header><main><h1>Who am I</h1>\

@@ -1,8 +1,11 @@
 //! Ending access everywhere: cache invalidations travel through the database to every running
-//! instance (and to the one that made the change, at once). Each instance polls the
-//! `invalidations` table a few times a second and records how far it has applied them, so a
-//! writer — the admin CLI in another process, say — can wait until every live instance has
-//! acted before it reports success.
+//! instance (and to the one that made the change, at once). Each instance reads the
+//! `invalidations` table and records how far it has applied them, so a writer — the admin CLI
+//! in another process, say — can wait until every live instance has acted before it reports
+//! success. On PostgreSQL a `NOTIFY` tells every instance at once that a row was added (it
+//! then reads the table; a sweep every second catches anything missed); without
+//! notifications — SQLite, or while the listening connection is down and being made again
+//! after a database restart — the table is polled five times a second.
 //!
 //! Whatever holds state that an invalidation must clear subscribes to the `Bus` (the session
 //! cache now; issued tokens, access caches and outgoing back-channel logouts as they come):
@@ -12,9 +15,16 @@ use crate::store::{self, Store};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+use tokio::sync::Notify;
 
+/// How often the table is read when no notifications arrive (SQLite, or the listener down).
 pub const POLL_EVERY: Duration = Duration::from_millis(200);
+/// How often it is read anyway while notifications arrive.
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
+/// The wait before making the listener again after its connection failed.
+const RELISTEN_AFTER: Duration = Duration::from_millis(500);
 /// An instance whose heartbeat is older than this is considered gone.
 const ALIVE_WITHIN: i64 = 15;
 const HEARTBEAT_EVERY: i64 = 5;
@@ -108,6 +118,14 @@ pub async fn follow(
     };
     let mut last_beat = 0;
     let mut last_prune = store::now();
+    let wake = Arc::new(Notify::new());
+    let listening = Arc::new(AtomicBool::new(false));
+    let listener = tokio::spawn(listen(
+        store.clone(),
+        wake.clone(),
+        listening.clone(),
+        stop.clone(),
+    ));
     loop {
         match store.invalidations_after(cursor).await {
             Ok(items) => {
@@ -134,12 +152,73 @@ pub async fn follow(
             }
             Err(e) => tracing::warn!(error = %e, "polling invalidations failed"),
         }
+        let wait = if listening.load(Ordering::Relaxed) {
+            SWEEP_EVERY
+        } else {
+            POLL_EVERY
+        };
         tokio::select! {
-            _ = tokio::time::sleep(POLL_EVERY) => {}
+            _ = wake.notified() => {}
+            _ = tokio::time::sleep(wait) => {}
             _ = stop.changed() => break,
         }
     }
+    listener.abort();
     let _ = store.remove_instance(&instance_id).await;
+}
+
+/// Keeps a connection listening for invalidation notifications (PostgreSQL), waking the
+/// follower at each; `listening` says whether one is up. A lost connection (a database
+/// restart, say) wakes the follower to read what it may have missed, and is made again and
+/// re-subscribed; meanwhile the follower polls.
+async fn listen(
+    store: Store,
+    wake: Arc<Notify>,
+    listening: Arc<AtomicBool>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut lost_before = false;
+    loop {
+        match store.listen_invalidations().await {
+            Ok(None) => return,
+            Ok(Some(mut l)) => {
+                listening.store(true, Ordering::Relaxed);
+                if lost_before {
+                    tracing::info!("invalidation notifications resumed");
+                } else {
+                    tracing::info!("invalidation notifications on");
+                }
+                // Whatever was published while no one listened.
+                wake.notify_one();
+                loop {
+                    let signal = tokio::select! {
+                        s = l.next() => s,
+                        _ = stop.changed() => return,
+                    };
+                    match signal {
+                        store::Signal::Notified => wake.notify_one(),
+                        store::Signal::Lost(cause) => {
+                            listening.store(false, Ordering::Relaxed);
+                            tracing::warn!(%cause, "invalidation notifications lost; polling until they resume");
+                            wake.notify_one();
+                            break;
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                listening.store(false, Ordering::Relaxed);
+                if !lost_before {
+                    tracing::warn!(error = %e, "no invalidation notifications; polling");
+                }
+            }
+        }
+        lost_before = true;
+        tokio::select! {
+            _ = tokio::time::sleep(RELISTEN_AFTER) => {}
+            _ = stop.changed() => return,
+        }
+    }
 }
 
 #[cfg(test)]

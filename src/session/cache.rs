@@ -133,9 +133,20 @@ pub struct NewSession<'a> {
     /// A session on an app host, handed off from this (id, absolute expiry) session, and
     /// that host.
     pub parent: Option<(&'a str, i64, &'a str)>,
-    /// Signed in through an upstream provider: its id, and its refresh token sealed under the
-    /// master key when it granted one.
-    pub upstream: Option<(&'a str, Option<&'a str>)>,
+    /// Signed in through an upstream provider.
+    pub upstream: Option<Upstream<'a>>,
+}
+
+/// What a session keeps of the upstream sign-in it came from.
+#[derive(Debug, Clone, Copy)]
+pub struct Upstream<'a> {
+    /// The provider's id.
+    pub provider: &'a str,
+    /// Its refresh token, sealed under the master key, when it granted one (revalidation).
+    pub refresh_token: Option<&'a str>,
+    /// The ID token's `sub` and `sid` (back-channel logout names the session by them).
+    pub subject: &'a str,
+    pub sid: Option<&'a str>,
 }
 
 pub struct Sessions {
@@ -188,8 +199,10 @@ impl Sessions {
             revoked_at: None,
             parent_id: s.parent.map(|(id, _, _)| id.to_string()),
             host: s.parent.map(|(_, _, host)| host.to_ascii_lowercase()),
-            upstream_provider: s.upstream.map(|(p, _)| p.to_string()),
-            upstream_refresh_token: s.upstream.and_then(|(_, t)| t.map(str::to_string)),
+            upstream_provider: s.upstream.map(|u| u.provider.to_string()),
+            upstream_refresh_token: s.upstream.and_then(|u| u.refresh_token.map(str::to_string)),
+            upstream_subject: s.upstream.map(|u| u.subject.to_string()),
+            upstream_sid: s.upstream.and_then(|u| u.sid.map(str::to_string)),
         };
         store.insert_session(&row).await?;
         let session = Arc::new(Session::from_row(row).expect("stage is valid"));
@@ -405,6 +418,8 @@ mod tests {
             host: None,
             upstream_provider: None,
             upstream_refresh_token: None,
+            upstream_subject: None,
+            upstream_sid: None,
         }
     }
 

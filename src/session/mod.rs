@@ -6,4 +6,4 @@ pub mod access;
 pub mod cache;
 
 pub use access::{AppAccess, KeptAssertions};
-pub use cache::{AppsOfSession, NewSession, PENDING_TTL, Session, Sessions, Stage};
+pub use cache::{AppsOfSession, NewSession, PENDING_TTL, Session, Sessions, Stage, Upstream};

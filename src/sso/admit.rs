@@ -14,8 +14,9 @@
 //!    (through any provider it allows — all, when it names none), or the domain organization
 //!    that owns its domain (through Google, whose `hd` claim must be that domain, or
 //!    Microsoft, whose tenant passed `allowed_tenants`; and a provider it allows). The
-//!    organization's member signs in, their identity linked; someone without an account yet
-//!    is created just in time as its member. An account of that address outside the
+//!    organization's member signs in, their identity linked (a listed member still `invited`
+//!    is activated, their activation link spent); someone without an account yet is created
+//!    just in time as its member. An account of that address outside the
 //!    organization is never taken over, and an account that exists is never re-created, so a
 //!    deprovisioned or blocked person stays out;
 //! 5. anything else is refused, with one page that tells nothing of the address.
@@ -218,7 +219,17 @@ async fn by_organization(
         return Ok(Some(Err(Refusal("provider_not_allowed_by_organization"))));
     }
     match core.store.user_by_email(email).await? {
-        Some(user) if user.org_id.as_deref() == Some(org.id.as_str()) => {
+        Some(mut user) if user.org_id.as_deref() == Some(org.id.as_str()) => {
+            // A listed member who has not activated yet does so now, through a provider the
+            // organization allows: their activation link is spent.
+            if user.status == UserStatus::Invited.as_str()
+                && core.store.activate_invited(&user.id, now).await?
+            {
+                match core.store.user_by_id(&user.id).await? {
+                    Some(u) => user = u,
+                    None => return Ok(Some(Err(Refusal("linked_user_missing")))),
+                }
+            }
             if let Err(r) = may_sign_in(&user, now) {
                 return Ok(Some(Err(r)));
             }

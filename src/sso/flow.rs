@@ -90,6 +90,7 @@ pub struct StartQuery {
 pub async fn get_start(
     State(sso): State<Arc<Sso>>,
     Path(id): Path<String>,
+    client: ClientInfo,
     headers: HeaderMap,
     uri: Uri,
     Query(q): Query<StartQuery>,
@@ -107,6 +108,12 @@ pub async fn get_start(
             to.push_str(&format!("&login_hint={}", encode(hint)));
         }
         return Ok(crate::auth::see_other(&to, None));
+    }
+    if !sso.lockout.sso_start(client.ip) {
+        tracing::warn!(ip = %client.ip, provider = %id, "too many upstream sign-ins started from one address");
+        return Err(AppError::RateLimited {
+            retry_after: sso.lockout.window_secs(),
+        });
     }
     let rd = crate::auth::safe_return(&sso, &q.rd);
     let d = p.metadata().await?;
@@ -356,7 +363,12 @@ pub async fn get_callback(
         replace.as_deref(),
         &client,
         &row.rd,
-        Some((&id, sealed.as_deref())),
+        Some(crate::session::Upstream {
+            provider: &id,
+            refresh_token: sealed.as_deref(),
+            subject: &identity.token_subject,
+            sid: identity.sid.as_deref(),
+        }),
     )
     .await?;
     let mut r = crate::auth::see_other(&location, Some(cookie));

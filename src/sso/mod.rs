@@ -4,15 +4,17 @@
 //! and ID token validation (`token`), and who the identity signs in as (`admit`).
 
 pub mod admit;
+pub mod backchannel;
 pub mod flow;
 pub mod provider;
+pub mod revalidate;
 pub mod token;
 
 pub use provider::Registry;
 
 use crate::core::{AppState, Core};
 use axum::Router;
-use axum::routing::get;
+use axum::routing::{get, post};
 use std::sync::Arc;
 
 /// The state of upstream sign-in: the shared core and the providers.
@@ -44,6 +46,9 @@ impl Sso {
             if let Err(e) = self.store.purge_sso_states(crate::store::now()).await {
                 tracing::warn!(error = %e, "could not clear expired sign-in requests");
             }
+            if let Err(e) = self.store.purge_logout_tokens(crate::store::now()).await {
+                tracing::warn!(error = %e, "could not clear expired logout token ids");
+            }
         }
     }
 }
@@ -58,5 +63,9 @@ where
         .route(
             "/.gatehouse/sso/{provider}/callback",
             get(flow::get_callback),
+        )
+        .route(
+            "/.gatehouse/sso/{provider}/backchannel-logout",
+            post(backchannel::post_backchannel_logout),
         )
 }

@@ -30,6 +30,9 @@ pub struct Extra {
     /// Microsoft's optional claim: the directory owns the domain of `email`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     xms_edov: Option<serde_json::Value>,
+    /// The provider's session id (OpenID Connect Back-Channel Logout 1.0 §2.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sid: Option<String>,
 }
 impl AdditionalClaims for Extra {}
 
@@ -42,7 +45,7 @@ type IdToken = openidconnect::IdToken<
 
 /// Asymmetric algorithms only: never `none`, never a MAC (a MAC "keyed" with the provider's
 /// public key would be forgeable by anyone).
-const ALLOWED_ALGS: [CoreJwsSigningAlgorithm; 9] = [
+pub(super) const ALLOWED_ALGS: [CoreJwsSigningAlgorithm; 9] = [
     CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
     CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha384,
     CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha512,
@@ -55,8 +58,8 @@ const ALLOWED_ALGS: [CoreJwsSigningAlgorithm; 9] = [
 ];
 
 /// A token issued more than this far in the future (clock skew) or the past is refused.
-const IAT_SKEW: i64 = 300;
-const IAT_MAX_AGE: i64 = 3600;
+pub(super) const IAT_SKEW: i64 = 300;
+pub(super) const IAT_MAX_AGE: i64 = 3600;
 /// How our `iat` check marks its refusal (the crate reports it as `Expired`).
 const IAT_OUT_OF_RANGE: &str = "iat out of range";
 
@@ -97,6 +100,10 @@ pub struct UpstreamIdentity {
     pub hosted_domain: Option<String>,
     /// Microsoft: the directory.
     pub tenant: Option<String>,
+    /// The ID token's own `sub` (Microsoft's `subject` is `tid:oid`) and `sid`, by which a
+    /// back-channel logout names the session.
+    pub token_subject: String,
+    pub sid: Option<String>,
 }
 
 pub struct Tokens {
@@ -116,22 +123,14 @@ fn form_encode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
-/// RFC 6749 §4.1.3 with client authentication as discovery allows (§2.3.1: the id and
-/// secret form-encoded before Basic encoding).
-pub async fn exchange(
+/// A request to the token endpoint with client authentication as discovery allows (RFC 6749
+/// §2.3.1: the id and secret form-encoded before Basic encoding).
+async fn post_token(
     p: &Provider,
     d: &Discovered,
-    code: &str,
-    verifier: &str,
-    redirect_uri: &str,
-) -> Result<Tokens, Failure> {
+    mut form: Vec<(&str, &str)>,
+) -> Result<reqwest::Response, AppError> {
     let c = &p.config;
-    let mut form = vec![
-        ("grant_type", "authorization_code"),
-        ("code", code),
-        ("redirect_uri", redirect_uri),
-        ("code_verifier", verifier),
-    ];
     let mut req = p.http().post(d.token_endpoint.as_str());
     match d.auth_method {
         AuthMethod::Basic => {
@@ -153,12 +152,29 @@ pub async fn exchange(
             form.push(("client_secret", c.client_secret.expose()));
         }
     }
-    let r = req
-        .header("accept", "application/json")
+    req.header("accept", "application/json")
         .form(&form)
         .send()
         .await
-        .map_err(|e| AppError::Upstream(format!("token endpoint of {}: {e}", c.id)))?;
+        .map_err(|e| AppError::Upstream(format!("token endpoint of {}: {e}", c.id)))
+}
+
+/// RFC 6749 §4.1.3 with the PKCE verifier.
+pub async fn exchange(
+    p: &Provider,
+    d: &Discovered,
+    code: &str,
+    verifier: &str,
+    redirect_uri: &str,
+) -> Result<Tokens, Failure> {
+    let c = &p.config;
+    let form = vec![
+        ("grant_type", "authorization_code"),
+        ("code", code),
+        ("redirect_uri", redirect_uri),
+        ("code_verifier", verifier),
+    ];
+    let r = post_token(p, d, form).await?;
     let status = r.status();
     if status.is_client_error() {
         tracing::warn!(provider = %c.id, %status, "the token endpoint refused the code");
@@ -181,6 +197,64 @@ pub async fn exchange(
     })
 }
 
+/// What the provider said of a refresh token (RFC 6749 §6).
+pub enum Refreshed {
+    /// Still good; the provider may have rotated it.
+    Valid { rotated: Option<String> },
+    /// `invalid_grant`: the grant is gone (the person removed or disabled, or signed out).
+    Revoked,
+}
+
+#[derive(Deserialize)]
+struct ErrorResponse {
+    #[serde(default)]
+    error: String,
+}
+
+/// Uses the refresh token once. `Err`: the provider could not be asked, or answered something
+/// other than a new token or `invalid_grant` (an outage, or its own misconfiguration).
+pub async fn refresh(p: &Provider, refresh_token: &str) -> Result<Refreshed, AppError> {
+    let c = &p.config;
+    let d = p.metadata().await?;
+    let form = vec![
+        ("grant_type", "refresh_token"),
+        ("refresh_token", refresh_token),
+    ];
+    let r = post_token(p, &d, form).await?;
+    let status = r.status();
+    if status.is_success() {
+        let t: TokenResponse = r
+            .json()
+            .await
+            .map_err(|e| AppError::Upstream(format!("token endpoint of {}: {e}", c.id)))?;
+        return Ok(Refreshed::Valid {
+            rotated: t
+                .refresh_token
+                .filter(|t| !t.is_empty() && t != refresh_token),
+        });
+    }
+    let error = if status.is_client_error() {
+        r.json::<ErrorResponse>()
+            .await
+            .map(|e| e.error)
+            .unwrap_or_default()
+    } else {
+        String::new()
+    };
+    if error == "invalid_grant" {
+        return Ok(Refreshed::Revoked);
+    }
+    let error: String = error
+        .chars()
+        .filter(|c| c.is_ascii_lowercase() || *c == '_')
+        .take(40)
+        .collect();
+    Err(AppError::Upstream(format!(
+        "token endpoint of {}: HTTP {status} {error}",
+        c.id
+    )))
+}
+
 #[derive(Deserialize)]
 struct Header {
     #[serde(default)]
@@ -189,7 +263,7 @@ struct Header {
 
 /// The `kid` of a compact JWS header, read only to pick (or refresh) keys: nothing else in the
 /// header is trusted.
-fn header_kid(jwt: &str) -> Option<String> {
+pub(super) fn header_kid(jwt: &str) -> Option<String> {
     let first = jwt.split('.').next()?;
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(first.trim_end_matches('='))
@@ -292,6 +366,11 @@ pub async fn verify(
         name,
         hosted_domain: None,
         tenant: None,
+        token_subject: claims.subject().as_str().to_string(),
+        sid: extra
+            .sid
+            .clone()
+            .filter(|s| !s.is_empty() && s.len() <= 255),
     };
     match c.kind {
         ProviderKind::Google => {

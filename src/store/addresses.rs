@@ -92,6 +92,14 @@ pub(super) async fn check_org(
             slug,
         });
     }
+    // Listed first: a listed person has an account (`invited` until they activate), and the
+    // listing is what the administrator needs to hear of.
+    if let Some(slug) = listed_by(tx, email, "").await? {
+        return clash(Clash::Listed {
+            email: email.clone(),
+            slug,
+        });
+    }
     let user: Option<String> =
         sqlx::query_scalar("SELECT id FROM users WHERE email_normalized = $1")
             .bind(email)
@@ -100,12 +108,6 @@ pub(super) async fn check_org(
     if user.is_some() {
         return clash(Clash::UserAddress {
             email: email.clone(),
-        });
-    }
-    if let Some(slug) = listed_by(tx, email, "").await? {
-        return clash(Clash::Listed {
-            email: email.clone(),
-            slug,
         });
     }
     if data.members.contains(email) {

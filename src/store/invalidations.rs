@@ -1,4 +1,33 @@
-use super::{Result, Store};
+//! The invalidations table, which every instance follows, and on PostgreSQL the
+//! `LISTEN`/`NOTIFY` channel that tells them at once that a row was added.
+
+use super::{Result, Store, StoreError, redact_connect_error};
+use sqlx::postgres::PgListener;
+
+/// The notification channel: its payload is the new row's id (followers read the table).
+const CHANNEL: &str = "gatehouse_invalidations";
+
+/// What a listener heard.
+pub enum Signal {
+    /// A new invalidation was published.
+    Notified,
+    /// The connection was lost: notifications may have been missed (read the table) and the
+    /// listener must be made again.
+    Lost(String),
+}
+
+/// A connection subscribed to the invalidations channel (PostgreSQL only).
+pub struct InvalidationListener(PgListener);
+
+impl InvalidationListener {
+    pub async fn next(&mut self) -> Signal {
+        match self.0.try_recv().await {
+            Ok(Some(_)) => Signal::Notified,
+            Ok(None) => Signal::Lost("the connection closed".into()),
+            Err(e) => Signal::Lost(redact_connect_error(&e)),
+        }
+    }
+}
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Invalidation {
@@ -18,7 +47,38 @@ impl Store {
         .bind(now)
         .fetch_one(&self.pool)
         .await?;
+        if self.listen_url.is_some() {
+            // Followers that miss this still read the row at their next sweep.
+            if let Err(e) = sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(CHANNEL)
+                .bind(id.to_string())
+                .execute(&self.pool)
+                .await
+            {
+                tracing::warn!(error = %e, "invalidation notification not sent; followers poll");
+            }
+        }
         Ok(id)
+    }
+
+    /// A new connection listening on the invalidations channel; `None` on SQLite (followers
+    /// poll). The error names the cause, never the URL.
+    pub async fn listen_invalidations(&self) -> Result<Option<InvalidationListener>> {
+        let Some(url) = &self.listen_url else {
+            return Ok(None);
+        };
+        let connect = async {
+            let mut l = PgListener::connect(url).await?;
+            l.listen(CHANNEL).await?;
+            Ok::<_, sqlx::Error>(l)
+        };
+        match connect.await {
+            Ok(l) => Ok(Some(InvalidationListener(l))),
+            Err(e) => Err(StoreError::Connect(format!(
+                "cannot listen for invalidations ({})",
+                redact_connect_error(&e)
+            ))),
+        }
     }
 
     pub async fn invalidations_after(&self, cursor: i64) -> Result<Vec<Invalidation>> {

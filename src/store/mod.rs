@@ -5,6 +5,7 @@
 mod addresses;
 mod audit;
 mod invalidations;
+mod invitations;
 mod keys;
 mod mail;
 mod orgs;
@@ -15,11 +16,13 @@ mod seats;
 mod sessions;
 mod sso;
 mod tokens;
+mod upstream_sessions;
 mod users;
 
 pub use addresses::Clash;
 pub use audit::{AuditFilter, AuditRow};
-pub use invalidations::Invalidation;
+pub use invalidations::{Invalidation, InvalidationListener, Signal};
+pub use invitations::{InvitationRow, PendingLink};
 pub use keys::SigningKeyRow;
 pub use mail::MailRow;
 pub use orgs::{HeldRows, MemberRow, OrgData, OrgRow, Saved};
@@ -28,8 +31,9 @@ pub use scim::{ScimColumn, ScimCond, ScimOp, ScimUserData, ScimUserRow};
 pub use scim_groups::ScimGroupRow;
 pub use seats::{SeatGrant, SeatRow, UsageRow};
 pub use sessions::SessionRow;
-pub use sso::{IdentityRow, InvitationRow, OrgsOfAddress, SsoStateRow};
+pub use sso::{IdentityRow, OrgsOfAddress, SsoStateRow};
 pub use tokens::ApiTokenRow;
+pub use upstream_sessions::DueSession;
 pub use users::{NewUser, UserRow};
 
 use sqlx::AnyPool;
@@ -46,6 +50,9 @@ pub enum Backend {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// PostgreSQL's URL, for the notification listener's own connection (a secret: it may
+    /// hold a password; `Store` has no `Debug`).
+    listen_url: Option<std::sync::Arc<str>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -182,7 +189,12 @@ impl Store {
                 redact_connect_error(&e)
             ))
         })?;
-        Ok(Store { pool, backend })
+        let listen_url = (backend == Backend::Postgres).then(|| std::sync::Arc::from(url.as_str()));
+        Ok(Store {
+            pool,
+            backend,
+            listen_url,
+        })
     }
 
     pub fn backend(&self) -> Backend {

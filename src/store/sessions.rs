@@ -25,6 +25,11 @@ pub struct SessionRow {
     /// Its refresh token, sealed under the master key.
     #[sqlx(default)]
     pub upstream_refresh_token: Option<String>,
+    /// The upstream ID token's `sub` and `sid`.
+    #[sqlx(default)]
+    pub upstream_subject: Option<String>,
+    #[sqlx(default)]
+    pub upstream_sid: Option<String>,
 }
 
 macro_rules! columns {
@@ -38,8 +43,8 @@ impl Store {
         sqlx::query(concat!(
             "INSERT INTO sessions (",
             columns!(),
-            ", upstream_provider, upstream_refresh_token) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULL, $11, $12, $13, $14)"
+            ", upstream_provider, upstream_refresh_token, upstream_subject, upstream_sid) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULL, $11, $12, $13, $14, $15, $16)"
         ))
         .bind(&s.id)
         .bind(&s.token_hash)
@@ -55,6 +60,8 @@ impl Store {
         .bind(&s.host)
         .bind(&s.upstream_provider)
         .bind(&s.upstream_refresh_token)
+        .bind(&s.upstream_subject)
+        .bind(&s.upstream_sid)
         .execute(&self.pool)
         .await?;
         Ok(())

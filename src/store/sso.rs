@@ -1,5 +1,5 @@
 //! Upstream sign-in: authorization requests under way (`sso_states`), linked upstream
-//! identities, invitations, and the provider a session came through.
+//! identities, and the provider a session came through (invitations: `invitations`).
 
 use super::{Result, Store, UserRow, conflict};
 
@@ -30,15 +30,6 @@ pub struct IdentityRow {
     pub email: String,
     pub linked_at: i64,
     pub last_used_at: Option<i64>,
-}
-
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct InvitationRow {
-    pub user_id: String,
-    pub email: String,
-    pub provider: Option<String>,
-    pub created_at: i64,
-    pub expires_at: i64,
 }
 
 impl Store {
@@ -123,139 +114,21 @@ impl Store {
         .await?)
     }
 
-    /// Rule 2 of the admission (`sso::admit`), in one transaction: spends the user's pending
-    /// invitation naming `provider`, links (provider, subject) to the user and activates an
-    /// invited user. `false` (and nothing changed) when there is no such invitation or the
-    /// identity is linked already.
-    pub async fn link_by_invitation(
-        &self,
-        user_id: &str,
-        provider: &str,
-        subject: &str,
-        email: &str,
-        now: i64,
-    ) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
-        let spent = sqlx::query(
-            "UPDATE invitations SET used_at = $3 WHERE user_id = $1 AND provider = $2 \
-             AND used_at IS NULL AND revoked_at IS NULL AND expires_at > $3",
-        )
-        .bind(user_id)
-        .bind(provider)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if spent == 0 {
-            return Ok(false);
-        }
-        let linked = insert_identity(&mut *tx, provider, subject, user_id, email, now).await;
-        if let Err(e) = linked {
-            return match conflict(e) {
-                super::StoreError::Conflict => Ok(false),
-                other => Err(other),
-            };
-        }
-        sqlx::query(
-            "UPDATE users SET status = 'active', updated_at = $2 WHERE id = $1 AND status = 'invited'",
-        )
-        .bind(user_id)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(true)
-    }
-
-    /// Stores a new invitation for the user; any earlier pending one is revoked (one link
-    /// valid at a time).
-    pub async fn create_invitation(
-        &self,
-        token_hash: &str,
-        user_id: &str,
-        provider: Option<&str>,
-        now: i64,
-        expires_at: i64,
-    ) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "UPDATE invitations SET revoked_at = $2 WHERE user_id = $1 AND used_at IS NULL AND revoked_at IS NULL",
-        )
-        .bind(user_id)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "INSERT INTO invitations (token_hash, user_id, provider, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(token_hash)
-        .bind(user_id)
-        .bind(provider)
-        .bind(now)
-        .bind(expires_at)
-        .execute(&mut *tx)
-        .await
-        .map_err(conflict)?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    /// Pending invitations (unspent, unrevoked, unexpired), oldest first.
-    pub async fn pending_invitations(&self, now: i64) -> Result<Vec<InvitationRow>> {
-        Ok(sqlx::query_as(
-            "SELECT i.user_id, u.email, i.provider, i.created_at, i.expires_at \
-             FROM invitations i JOIN users u ON u.id = i.user_id \
-             WHERE i.used_at IS NULL AND i.revoked_at IS NULL AND i.expires_at > $1 \
-             ORDER BY i.created_at",
-        )
-        .bind(now)
-        .fetch_all(&self.pool)
-        .await?)
-    }
-
-    /// Revokes the user's pending invitations; returns how many.
-    pub async fn revoke_invitations(&self, user_id: &str, now: i64) -> Result<u64> {
-        Ok(sqlx::query(
-            "UPDATE invitations SET revoked_at = $2 WHERE user_id = $1 AND used_at IS NULL AND revoked_at IS NULL",
-        )
-        .bind(user_id)
-        .bind(now)
-        .execute(&self.pool)
-        .await?
-        .rows_affected())
-    }
-
-    /// Records which provider a session signed in through, and its refresh token (sealed).
-    pub async fn set_session_upstream(
-        &self,
-        session_id: &str,
-        provider: &str,
-        sealed_refresh_token: Option<&str>,
-    ) -> Result<()> {
-        sqlx::query(
-            "UPDATE sessions SET upstream_provider = $2, upstream_refresh_token = $3 WHERE id = $1",
-        )
-        .bind(session_id)
-        .bind(provider)
-        .bind(sealed_refresh_token)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    /// A session rotated into a new one (after the second factor, …) keeps its provider and
-    /// refresh token.
+    /// A session rotated from another (after the second factor, say) keeps what the old one
+    /// had of its upstream sign-in.
     pub async fn carry_session_upstream(&self, from_id: &str, to_id: &str) -> Result<()> {
-        let row: Option<(Option<String>, Option<String>)> = sqlx::query_as(
-            "SELECT upstream_provider, upstream_refresh_token FROM sessions WHERE id = $1",
+        sqlx::query(
+            "UPDATE sessions SET \
+             upstream_provider = (SELECT upstream_provider FROM sessions WHERE id = $1), \
+             upstream_refresh_token = (SELECT upstream_refresh_token FROM sessions WHERE id = $1), \
+             upstream_subject = (SELECT upstream_subject FROM sessions WHERE id = $1), \
+             upstream_sid = (SELECT upstream_sid FROM sessions WHERE id = $1) \
+             WHERE id = $2 AND EXISTS (SELECT 1 FROM sessions WHERE id = $1 AND upstream_provider IS NOT NULL)",
         )
         .bind(from_id)
-        .fetch_optional(&self.pool)
+        .bind(to_id)
+        .execute(&self.pool)
         .await?;
-        if let Some((Some(provider), token)) = row {
-            self.set_session_upstream(to_id, &provider, token.as_deref())
-                .await?;
-        }
         Ok(())
     }
 }
@@ -339,7 +212,7 @@ impl Store {
 }
 
 /// One (provider, subject) → user link.
-async fn insert_identity<'e, E>(
+pub(super) async fn insert_identity<'e, E>(
     ex: E,
     provider: &str,
     subject: &str,

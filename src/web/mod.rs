@@ -5,6 +5,7 @@ pub mod client;
 pub mod cookies;
 pub mod csrf;
 pub mod extract;
+pub mod policy;
 pub mod request;
 pub mod target;
 pub mod templates;

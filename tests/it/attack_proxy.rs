@@ -219,6 +219,7 @@ pub fn crm_server(upstream: &Scripted) -> Server {
         port: None,
         sections: crm_app(&upstream.url, "5s"),
         env: vec![],
+        ..Default::default()
     })
 }
 

@@ -70,6 +70,7 @@ async fn fa_gateway() -> (Server, String, String) {
         port: None,
         sections: FA_APPS.into(),
         env: trusted(r#"["127.0.0.1/32"]"#),
+        ..Default::default()
     });
     let limited = signed_in(
         &server,
@@ -173,6 +174,7 @@ allow_roles = ["*"]
 "#
         ),
         env: trusted(r#"["127.0.0.1/32"]"#),
+        ..Default::default()
     })
 }
 

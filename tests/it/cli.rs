@@ -55,7 +55,8 @@ async fn users_roles_grants_tokens_and_json_output() {
                    [[app]]\nid = \"wiki\"\nhost = \"wiki.example.com\"\nupstream = \"none\"\nallow_roles = [\"*\"]\n"
             .into(),
         env: vec![],
-    });
+..Default::default()
+});
     server.admin_ok(&[
         "role",
         "create",

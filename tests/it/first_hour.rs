@@ -258,3 +258,35 @@ async fn a_host_with_no_app_is_told_which_hosts_are_configured_when_asked_from_t
     assert_eq!(r.status(), 404);
     assert!(!r.text().await.unwrap().contains("answers for"));
 }
+
+/// `/` lists the apps the person may use, by their `name` and `description`, linked to the
+/// app's address; an app their roles do not open is not listed; names are escaped.
+#[tokio::test]
+async fn the_account_page_lists_the_apps_the_person_may_use() {
+    let server = Server::start_with(Options {
+        sections: "[[app]]\nid = \"portal\"\nname = \"Customer <portal>\"\n\
+                   description = \"Orders & invoices\"\nhost = \"127.0.0.1:{PORT}\"\n\
+                   path_prefix = \"/portal/\"\nupstream = \"builtin:whoami\"\nallow_roles = [\"limited\"]\n\n\
+                   [[app]]\nid = \"books\"\nname = \"Bookkeeping\"\nhost = \"127.0.0.1:{PORT}\"\n\
+                   path_prefix = \"/books/\"\nupstream = \"builtin:whoami\"\nallow_roles = [\"modify\"]\n"
+            .into(),
+        ..Default::default()
+    });
+    let mut b = signed_in(&server, "pat@example.test", &["limited@portal"]).await;
+    let page = b.get("/").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let body = page.body.replace("&#x2f;", "/");
+    assert!(body.contains("Customer &lt;portal&gt;"), "{body}");
+    assert!(body.contains("Orders &amp; invoices"), "{body}");
+    assert!(
+        body.contains(&format!(
+            "href=\"http://127.0.0.1:{}/portal/\"",
+            server.port
+        )),
+        "{body}"
+    );
+    assert!(
+        !body.contains("Bookkeeping"),
+        "not open to this person: {body}"
+    );
+}

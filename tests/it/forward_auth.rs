@@ -193,6 +193,7 @@ fn setup() -> Setup {
             port: None,
             sections: gatehouse_config(&format!("127.0.0.1:{nginx_port}")),
             env: trust_loopback(),
+            ..Default::default()
         });
         if let Some(nginx) = Nginx::start(nginx_port, &server, &upstream) {
             return Setup {
@@ -554,6 +555,7 @@ async fn verify_answers_traefik_and_caddy_style_calls() {
         port: None,
         sections: gatehouse_config(APP),
         env: trust_loopback(),
+        ..Default::default()
     });
     let modify = session_cookie(&server, "mo@example.com", &["modify@crm"]).await;
     let limited = session_cookie(&server, "li@example.com", &["limited@crm"]).await;

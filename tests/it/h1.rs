@@ -24,6 +24,7 @@ fn start_env(upstream: &str, env: Vec<(String, String)>) -> Server {
         port: None,
         sections: crm_app(upstream, "5s"),
         env,
+        ..Default::default()
     })
 }
 

@@ -66,6 +66,14 @@ impl TestDb {
             },
         }
     }
+    /// Another server's database, shared (not dropped by this one).
+    pub fn shared(url: &str) -> TestDb {
+        TestDb {
+            url: url.to_string(),
+            pg: None,
+        }
+    }
+
     pub fn is_postgres(&self) -> bool {
         self.pg.is_some()
     }
@@ -125,8 +133,14 @@ pub const ALREADY_SERVING: &str = "another process is already serving it";
 /// The config every test server starts from; `extra` is appended (later keys win per section
 /// only if the section is not repeated, so tests pass whole sections they change).
 pub fn base_config(port: u16, db: &TestDb, sections: &str) -> String {
+    base_config_public(port, port, db, sections)
+}
+
+/// [`base_config`] with the public URL on `public_port` (another instance's, for several
+/// instances behind one name).
+pub fn base_config_public(port: u16, public_port: u16, db: &TestDb, sections: &str) -> String {
     let mut s = format!(
-        "[server]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"http://127.0.0.1:{port}\"\nshutdown_grace = \"2s\"\n\n\
+        "[server]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"http://127.0.0.1:{public_port}\"\nshutdown_grace = \"2s\"\n\n\
          [database]\nurl = \"{}\"\nmax_connections = 8\n\n\
          [secrets]\nmaster_key_env = \"GATEHOUSE_TEST_MASTER_KEY\"\n\n\
          [log]\nformat = \"json\"\nlevel = \"info\"\n\n",
@@ -193,6 +207,10 @@ pub struct Options {
     /// gateway's address, such as an OpenID provider's registered redirect URI). Not retried
     /// on another port: a taken port fails the test.
     pub port: Option<u16>,
+    /// Use this database (another server's `db.url`) instead of a fresh one.
+    pub database_url: Option<String>,
+    /// `public_url` on this port instead of the server's own (a second instance of the first).
+    pub public_port: Option<u16>,
 }
 
 impl Server {
@@ -222,12 +240,20 @@ impl Server {
 
     fn spawn(opts: &Options) -> Server {
         let dir = TempDir::new();
-        let db = TestDb::new(&dir);
+        let db = match &opts.database_url {
+            Some(url) => TestDb::shared(url),
+            None => TestDb::new(&dir),
+        };
         let port = opts.port.unwrap_or_else(free_port);
         let config_path = dir.path("gatehouse.toml");
         // `{PORT}` in the sections stands for the server's own port (for app hosts on it).
         let sections = opts.sections.replace("{PORT}", &port.to_string());
-        std::fs::write(&config_path, base_config(port, &db, &sections)).unwrap();
+        let public_port = opts.public_port.unwrap_or(port);
+        std::fs::write(
+            &config_path,
+            base_config_public(port, public_port, &db, &sections),
+        )
+        .unwrap();
         let mut env = vec![(
             "GATEHOUSE_TEST_MASTER_KEY".to_string(),
             MASTER_KEY.to_string(),

@@ -137,6 +137,51 @@ fn es256(key: &Key, header: &Value, claims: &Value) -> String {
     format!("{input}.{}", B64.encode(sig.as_ref()))
 }
 
+/// A JWS of `claims` with `key`, made as `forge` says (`typ` in the header).
+fn make_token(key: &Key, typ: &str, claims: &Value, forge: &Forge) -> String {
+    let header = json!({"alg": "ES256", "typ": typ, "kid": key.kid});
+    match forge {
+        Forge::Honest => es256(key, &header, claims),
+        Forge::TamperedPayload => {
+            let good = es256(key, &header, claims);
+            let parts: Vec<&str> = good.split('.').collect();
+            let mut forged = claims.clone();
+            forged["sub"] = json!(format!("{}-x", claims["sub"].as_str().unwrap_or("")));
+            format!(
+                "{}.{}.{}",
+                parts[0],
+                B64.encode(forged.to_string()),
+                parts[2]
+            )
+        }
+        Forge::AlgNone => format!(
+            "{}.{}.",
+            B64.encode(json!({"alg": "none", "typ": typ}).to_string()),
+            B64.encode(claims.to_string())
+        ),
+        Forge::Hs256PublicKey => {
+            let h = json!({"alg": "HS256", "typ": typ, "kid": key.kid});
+            let input = format!(
+                "{}.{}",
+                B64.encode(h.to_string()),
+                B64.encode(claims.to_string())
+            );
+            let mac_key =
+                ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key.jwk.to_string().as_bytes());
+            let tag = ring::hmac::sign(&mac_key, input.as_bytes());
+            format!("{input}.{}", B64.encode(tag.as_ref()))
+        }
+        Forge::UnpublishedKey(kid) => {
+            let other = new_key(kid);
+            es256(
+                &other,
+                &json!({"alg": "ES256", "typ": typ, "kid": kid}),
+                claims,
+            )
+        }
+    }
+}
+
 pub fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -203,6 +248,13 @@ impl Idp {
     pub fn rotate(&self, kid: &str) {
         let mut s = self.state.lock().unwrap();
         s.keys = vec![new_key(kid)];
+    }
+
+    /// A token of `claims` signed (or forged) as a logout token (`typ` `logout+jwt`) with the
+    /// current key.
+    pub fn logout_token(&self, claims: Value, forge: Forge) -> String {
+        let s = self.state.lock().unwrap();
+        make_token(s.keys.last().unwrap(), "logout+jwt", &claims, &forge)
     }
 
     pub fn jwks_fetches(&self) -> usize {
@@ -408,49 +460,7 @@ async fn handle(
                 }
             }
             let key = s.keys.last().unwrap();
-            let header = json!({"alg": "ES256", "typ": "JWT", "kid": key.kid});
-            let id_token = match &grant.next.forge {
-                Forge::Honest => es256(key, &header, &claims),
-                Forge::TamperedPayload => {
-                    let good = es256(key, &header, &claims);
-                    let parts: Vec<&str> = good.split('.').collect();
-                    let mut forged = claims.clone();
-                    forged["sub"] = json!(format!("{}-x", claims["sub"].as_str().unwrap_or("")));
-                    format!(
-                        "{}.{}.{}",
-                        parts[0],
-                        B64.encode(forged.to_string()),
-                        parts[2]
-                    )
-                }
-                Forge::AlgNone => format!(
-                    "{}.{}.",
-                    B64.encode(json!({"alg": "none", "typ": "JWT"}).to_string()),
-                    B64.encode(claims.to_string())
-                ),
-                Forge::Hs256PublicKey => {
-                    let h = json!({"alg": "HS256", "typ": "JWT", "kid": key.kid});
-                    let input = format!(
-                        "{}.{}",
-                        B64.encode(h.to_string()),
-                        B64.encode(claims.to_string())
-                    );
-                    let mac_key = ring::hmac::Key::new(
-                        ring::hmac::HMAC_SHA256,
-                        key.jwk.to_string().as_bytes(),
-                    );
-                    let tag = ring::hmac::sign(&mac_key, input.as_bytes());
-                    format!("{input}.{}", B64.encode(tag.as_ref()))
-                }
-                Forge::UnpublishedKey(kid) => {
-                    let other = new_key(kid);
-                    es256(
-                        &other,
-                        &json!({"alg": "ES256", "typ": "JWT", "kid": kid}),
-                        &claims,
-                    )
-                }
-            };
+            let id_token = make_token(key, "JWT", &claims, &grant.next.forge);
             let access = B64.encode(
                 ring::rand::generate::<[u8; 16]>(&SystemRandom::new())
                     .unwrap()

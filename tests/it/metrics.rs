@@ -65,6 +65,7 @@ modify_seats = 5
             "GATEHOUSE_SERVER__TRUSTED_PROXIES".into(),
             r#"["127.0.0.1/32"]"#.into(),
         )],
+        ..Default::default()
     });
     let mut modify = signed_in(&server, "mod@example.com", &["modify@crm", "modify@dead"]).await;
     let mut limited = signed_in(&server, "lim@example.com", &["limited@crm"]).await;
@@ -201,6 +202,7 @@ async fn metrics_are_served_only_to_the_allowed_addresses() {
             "GATEHOUSE_SERVER__METRICS_ALLOW".into(),
             r#"["10.0.0.0/8"]"#.into(),
         )],
+        ..Default::default()
     });
     for xff in [None, Some("10.1.2.3"), Some("10.1.2.3, 127.0.0.1")] {
         let (status, _, text) = scrape(&server, xff).await;
@@ -222,6 +224,7 @@ async fn metrics_are_served_only_to_the_allowed_addresses() {
                 r#"["127.0.0.1"]"#.into(),
             ),
         ],
+        ..Default::default()
     });
     assert_eq!(scrape(&server, Some("10.1.2.3")).await.0, 200);
     assert_eq!(scrape(&server, Some("192.0.2.7")).await.0, 403);

@@ -37,6 +37,7 @@ headers = "oauth2-proxy"
             crm = crm_app(url, "2s")
         ),
         env: vec![],
+        ..Default::default()
     })
 }
 
@@ -585,6 +586,7 @@ allow_roles = ["*"]
 "#
         ),
         env: vec![],
+        ..Default::default()
     });
     server.create_user("hop@example.com", GOOD_PASSWORD, &["limited"]);
     let mut gateway = server.browser();
@@ -748,4 +750,37 @@ async fn http2_clients_are_proxied_too() {
     assert_ne!(seen.one("x-gatehouse-user").as_deref(), Some("attacker"));
     let host = format!("127.0.0.1:{}", server.port);
     assert_eq!(seen.one("x-forwarded-host").as_deref(), Some(host.as_str()));
+}
+
+/// An upstream that closes the kept connection a request went out on, without answering: a
+/// bodiless GET is sent once more on a new connection (and answered); a POST is not sent
+/// twice (`502`). Over HTTP/2 from the client, the path where the gateway keeps upstream
+/// connections in a pool.
+#[tokio::test]
+async fn a_get_on_a_kept_connection_the_upstream_closed_is_sent_again_once() {
+    use crate::attack_proxy::{cookie_of, crm_server, h2c};
+    use crate::raw::{Reply, Scripted, ok};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let closed = std::sync::Arc::new(AtomicUsize::new(0));
+    let c = closed.clone();
+    let upstream = Scripted::start(move |r| {
+        // The first time each `/crm/drop-*` target arrives, the connection is closed unanswered.
+        if r.target.starts_with("/crm/drop") && c.fetch_add(1, Ordering::SeqCst).is_multiple_of(2) {
+            return Reply::close(Vec::new());
+        }
+        Reply::keep(ok(&r.target))
+    });
+    let server = crm_server(&upstream);
+    let cookie = cookie_of(&server, "pat@example.test", &["modify@crm"]).await;
+    let host = format!("127.0.0.1:{}", server.port);
+    let a = h2c(server.port, "GET", &host, "/crm/warm", &[&cookie]).await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    let a = h2c(server.port, "GET", &host, "/crm/drop-get", &[&cookie]).await;
+    assert_eq!(a.status, 200, "sent again: {}", a.body);
+    assert_eq!(a.body, "/crm/drop-get");
+    let seen = |t: &str| upstream.seen().iter().filter(|r| r.target == t).count();
+    assert_eq!(seen("/crm/drop-get"), 2);
+    let a = h2c(server.port, "POST", &host, "/crm/drop-post", &[&cookie]).await;
+    assert_eq!(a.status, 502, "a POST is never sent twice: {}", a.body);
+    assert_eq!(seen("/crm/drop-post"), 1);
 }

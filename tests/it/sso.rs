@@ -122,7 +122,7 @@ async fn an_invited_user_signs_in_with_google_links_and_reaches_the_app() {
         "google",
     ]);
     assert!(out.contains("/invite?token="), "{out}");
-    assert!(out.contains("not built yet"), "{out}");
+    assert!(out.contains("mailed to pat@acme.test"), "{out}");
 
     idp.next(Next::claims(google_claims(
         "g-123",
@@ -706,7 +706,11 @@ async fn invitations_on_the_cli_are_checked_listed_and_revoked() {
         "corp",
     ]);
     let first: Value = serde_json::from_str(&first).unwrap();
-    assert_eq!(first["mailed"], false);
+    assert_eq!(first["mailed"], true);
+    assert_eq!(
+        first["delivered"], true,
+        "the development outbox takes it: {first}"
+    );
     let second = server.admin_ok(&[
         "--json",
         "invite",
@@ -784,5 +788,41 @@ async fn an_unreachable_provider_is_a_502_page_with_the_cause_only_in_the_log() 
     assert!(
         !logs.contains(crate::idp::CLIENT_SECRET),
         "the client secret reached the log"
+    );
+}
+
+/// Attack: one address starts upstream sign-ins in a loop (each leaves a pending request in the
+/// database): past `[lockout] ip_max_sso_starts` per window it gets `429` with `Retry-After`,
+/// and no more requests are stored; another address is not concerned.
+#[tokio::test]
+async fn one_address_cannot_start_sign_ins_without_end() {
+    let idp = Idp::start();
+    let server = start(&format!(
+        "[lockout]\nip_max_sso_starts = 3\n{}",
+        provider(&idp, "corp", "oidc", false)
+    ));
+    for _ in 0..3 {
+        let r = server.browser().get("/.gatehouse/sso/corp?rd=%2F").await;
+        assert_eq!(r.status, 303, "{}", r.body);
+    }
+    let r = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(format!("{}/.gatehouse/sso/corp?rd=%2F", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+    let wait: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(wait > 0);
+    assert!(
+        server
+            .logs()
+            .contains("too many upstream sign-ins started from one address")
     );
 }

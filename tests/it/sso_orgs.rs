@@ -186,3 +186,78 @@ async fn an_email_organization_admits_its_listed_addresses_and_no_one_else_of_th
             .success()
     );
 }
+
+/// `enforce_mfa` after an upstream sign-in: the organization's member is taken through TOTP
+/// enrolment at the gateway and reaches no app before it; once enrolled, the next upstream
+/// sign-in asks for the code before the app.
+#[tokio::test]
+async fn enforce_mfa_takes_an_upstream_member_through_enrolment_before_any_app() {
+    let (server, peer) = gateway_and_provider(&[(
+        "alice",
+        workspace("alice-1", "alice@acme.test", Some("acme.test"), true),
+    )]);
+    server.admin_ok(&[
+        "org",
+        "create",
+        "--slug",
+        "acme",
+        "--name",
+        "Acme Ltd",
+        "--email",
+        "it@acme.test",
+        "--access-by",
+        "domain",
+        "--domain",
+        "acme.test",
+        "--provider",
+        "google",
+        "--enforce-mfa",
+        "--role",
+        "limited@whoami",
+    ]);
+    let mut b = server.browser();
+    let r = sso(&server, &peer, &mut b, "alice").await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    assert!(r.location().starts_with("/mfa/enroll"), "{}", r.location());
+    let r = b.get("/whoami/").await;
+    assert_eq!(r.status, 302, "no app before enrolling: {}", r.body);
+    assert!(r.location().contains("/login"), "{}", r.location());
+
+    let page = b.get("/mfa/enroll").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let secret = enrolment_secret(&page.body);
+    let r = b
+        .post(
+            "/mfa/enroll",
+            &[("csrf", &page.csrf()), ("code", &totp_code(&secret))],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let who = b.get_json("/whoami/").await;
+    assert_eq!(who.status, 200, "{}", who.body);
+    let who: Value = serde_json::from_str(&who.body).unwrap();
+    assert_eq!(who["headers"]["x-gatehouse-org"], "acme");
+
+    // Next time through the provider: the code comes before the app.
+    let mut b = server.browser();
+    let r = sso(&server, &peer, &mut b, "alice").await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    assert!(r.location().starts_with("/login/mfa"), "{}", r.location());
+    assert_eq!(b.get("/whoami/").await.status, 302);
+    let page = b.get(&r.location()).await;
+    // The code just used at enrolment cannot be used twice: the next step's (within the
+    // one-step tolerance) is a fresh one.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let code = totp_code_at(&secret, now + 30);
+    let r = b
+        .post(
+            "/login/mfa",
+            &[("csrf", &page.csrf()), ("code", &code), ("rd", "/whoami/")],
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    assert_eq!(b.get_json("/whoami/").await.status, 200);
+}

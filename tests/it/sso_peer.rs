@@ -82,6 +82,7 @@ allow_roles = ["limited"]
         sections,
         env: vec![("GATEHOUSE_SERVER__PUBLIC_URL".into(), public.clone())],
         port: None,
+        ..Default::default()
     });
     target.store(server.port, Ordering::SeqCst);
     server.admin_ok(&[

@@ -39,6 +39,7 @@ async fn the_gateway_serves_https_with_a_dev_certificate_over_http1_and_http2() 
             "GATEHOUSE_SERVER__PUBLIC_URL".into(),
             "https://localhost:{PORT}".into(),
         )],
+        ..Default::default()
     });
     server.create_user("tls@example.com", GOOD_PASSWORD, &["limited"]);
     let root = reqwest::Certificate::from_pem(&std::fs::read(&cert).unwrap()).unwrap();

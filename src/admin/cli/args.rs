@@ -31,8 +31,8 @@ pub enum AdminCommand {
     /// Outgoing mail: send a test message, list what waits to be sent.
     #[command(subcommand)]
     Mail(MailCommand),
-    /// Invitations: `invite --email E [--role R[@APP]]... [--provider ID]` creates one and
-    /// prints its link; `invite list`, `invite revoke --email E`.
+    /// Invitations: `invite --email E [--role R[@APP]]... [--org S] [--provider ID]` mails one
+    /// and prints its link; `invite list`, `invite revoke --email E`.
     Invite(InviteArgs),
 }
 
@@ -84,8 +84,12 @@ pub enum UserCommand {
         #[arg(long = "role")]
         roles: Vec<String>,
         /// Read the initial password from the first line of standard input.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "invite")]
         password_stdin: bool,
+        /// Create the user as `invited` and mail them an invitation link (they choose their
+        /// password).
+        #[arg(long)]
+        invite: bool,
     },
     List,
     Show(EmailArg),
@@ -162,7 +166,7 @@ pub struct OrgOptions {
     #[arg(long = "domain", value_name = "D")]
     pub domains: Vec<String>,
     /// A member's address (access by email); repeatable. An existing account joins; an
-    /// address without one is recorded ("no account yet").
+    /// address without one gets an `invited` account and an activation mail.
     #[arg(long = "member", value_name = "EMAIL")]
     pub members: Vec<String>,
     /// Members must use a second factor (`--enforce-mfa=false` to turn it off).
@@ -279,6 +283,9 @@ pub struct InviteArgs {
     /// An identity provider id: the person may link that provider's identity of this address.
     #[arg(long)]
     pub provider: Option<String>,
+    /// An email organization's slug: the address is listed as its member first.
+    #[arg(long)]
+    pub org: Option<String>,
 }
 
 #[derive(Subcommand)]

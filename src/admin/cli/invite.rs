@@ -3,7 +3,7 @@
 use super::Out;
 use super::args::{InviteArgs, InviteCommand};
 use crate::admin::ops::{OpError, Ops};
-use crate::directory::parse_role_spec;
+use crate::directory::{FullAdmin, parse_role_spec};
 use serde_json::json;
 
 pub async fn execute(ops: &Ops<'_>, args: InviteArgs) -> Result<Out, OpError> {
@@ -49,11 +49,25 @@ pub async fn execute(ops: &Ops<'_>, args: InviteArgs) -> Result<Out, OpError> {
             };
             let roles: Vec<(String, String)> =
                 args.roles.iter().map(|r| parse_role_spec(r)).collect();
-            let inv = ops.invite(&email, &roles, args.provider.as_deref()).await?;
+            let admin = FullAdmin::operator();
+            let org = args.org.as_deref().map(|slug| (&admin, slug));
+            let inv = ops
+                .invite(&email, "", &roles, args.provider.as_deref(), org)
+                .await?;
+            let delivered = ops.deliver_now(&inv.mail_id).await?;
             let mut text = format!(
-                "invitation for {} (valid until {}, single use):\n{}\n  mail delivery of invitations is not built yet: give the link to the person yourself",
+                "invitation for {}{} (valid until {}, single use), {}:\n{}",
                 inv.email,
+                inv.org
+                    .as_deref()
+                    .map(|o| format!(", listed in {o}"))
+                    .unwrap_or_default(),
                 crate::audit::format_time(inv.expires_at),
+                if delivered {
+                    format!("mailed to {} via {}", inv.email, ops.base.mail.describe())
+                } else {
+                    "queued for mail (not delivered yet: a running server keeps trying; see `admin mail queue`)".to_string()
+                },
                 inv.link
             );
             if let Some(p) = &inv.provider {
@@ -69,9 +83,12 @@ pub async fn execute(ops: &Ops<'_>, args: InviteArgs) -> Result<Out, OpError> {
                     "email": inv.email,
                     "user_id": inv.user_id,
                     "provider": inv.provider,
+                    "org": inv.org,
                     "link": inv.link,
                     "expires_at": crate::audit::format_time(inv.expires_at),
-                    "mailed": false,
+                    "mailed": true,
+                    "mail_id": inv.mail_id,
+                    "delivered": delivered,
                 }),
             }
         }

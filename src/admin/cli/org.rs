@@ -74,9 +74,10 @@ fn org_text(o: &OrgDetail) -> String {
     t.push_str(&format!("  members      {}\n", o.members.len()));
     for m in &o.members {
         let state = match &m.status {
-            // The activation email comes with the mail work; until then an administrator
-            // creates the account (`admin user create`), which joins at once.
+            // Only while an activation could not be made (saving makes one for every listed
+            // address without an account).
             None => "no account yet".to_string(),
+            Some(s) if s == "invited" => "invited (activation link mailed, not used yet)".into(),
             Some(s) => s.clone(),
         };
         let how = if m.listed { "listed" } else { "by domain" };
@@ -99,6 +100,18 @@ fn effects_text(e: &OrgEffects) -> String {
             e.sessions_ended
         ));
     }
+    if e.activations_sent > 0 {
+        parts.push(format!(
+            "{} activation mail(s) queued for listed people without an account",
+            e.activations_sent
+        ));
+    }
+    if e.invitations_revoked > 0 {
+        parts.push(format!(
+            "{} pending activation link(s) withdrawn",
+            e.invitations_revoked
+        ));
+    }
     if e.instances_pending > 0 {
         parts.push(format!(
             "warning: {} running instance(s) did not confirm within 3s",
@@ -115,9 +128,22 @@ fn effects_text(e: &OrgEffects) -> String {
 pub async fn execute(ops: &Ops<'_>, cmd: OrgCommand) -> Result<Out, OpError> {
     // The command line is run by whoever holds the database and the master key.
     let admin = FullAdmin::operator();
-    Ok(match cmd {
+    let out = run(ops, &admin, cmd).await?;
+    if out.1 {
+        // Activation mails leave now when they can (a running server sends what is left).
+        ops.deliver_now("").await?;
+    }
+    Ok(out.0)
+}
+
+/// The command's output, and whether it queued mail.
+async fn run(ops: &Ops<'_>, admin: &FullAdmin, cmd: OrgCommand) -> Result<(Out, bool), OpError> {
+    let mut mailed = false;
+    let mut mail = |e: &OrgEffects| mailed |= e.activations_sent > 0;
+    let out = match cmd {
         OrgCommand::Create { slug, options } => {
-            let (o, e) = ops.create_org(&admin, &slug, changes(options)).await?;
+            let (o, e) = ops.create_org(admin, &slug, changes(options)).await?;
+            mail(&e);
             Out {
                 text: format!(
                     "created organization {}{}\n{}",
@@ -129,7 +155,8 @@ pub async fn execute(ops: &Ops<'_>, cmd: OrgCommand) -> Result<Out, OpError> {
             }
         }
         OrgCommand::Update { slug, options } => {
-            let (o, e) = ops.update_org(&admin, &slug, changes(options)).await?;
+            let (o, e) = ops.update_org(admin, &slug, changes(options)).await?;
+            mail(&e);
             Out {
                 text: format!(
                     "updated organization {}{}\n{}",
@@ -166,7 +193,8 @@ pub async fn execute(ops: &Ops<'_>, cmd: OrgCommand) -> Result<Out, OpError> {
             }
         }
         OrgCommand::AddMember(a) => {
-            let (changed, e) = ops.add_org_member(&admin, &a.slug, &a.email).await?;
+            let (changed, e) = ops.add_org_member(admin, &a.slug, &a.email).await?;
+            mail(&e);
             let email = a.email.trim();
             Out {
                 text: if changed {
@@ -178,7 +206,7 @@ pub async fn execute(ops: &Ops<'_>, cmd: OrgCommand) -> Result<Out, OpError> {
             }
         }
         OrgCommand::RemoveMember(a) => {
-            let e = ops.remove_org_member(&admin, &a.slug, &a.email).await?;
+            let e = ops.remove_org_member(admin, &a.slug, &a.email).await?;
             let email = a.email.trim();
             Out {
                 text: format!("removed {email} from {}{}", a.slug.trim(), effects_text(&e)),
@@ -186,13 +214,14 @@ pub async fn execute(ops: &Ops<'_>, cmd: OrgCommand) -> Result<Out, OpError> {
             }
         }
         OrgCommand::Delete { slug } => {
-            let e = ops.delete_org(&admin, &slug).await?;
+            let e = ops.delete_org(admin, &slug).await?;
             Out {
                 text: format!("deleted organization {}{}", slug.trim(), effects_text(&e)),
                 json: json!({ "slug": slug.trim(), "deleted": true, "effects": e }),
             }
         }
-    })
+    };
+    Ok((out, mailed))
 }
 
 /// `grant --org` (`add`) or `revoke --org`.

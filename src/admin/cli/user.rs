@@ -15,8 +15,41 @@ pub async fn execute(ops: &Ops<'_>, cmd: UserCommand) -> Result<Out, OpError> {
             name,
             roles,
             password_stdin,
+            invite,
         } => {
             let roles: Vec<(String, String)> = roles.iter().map(|r| parse_role_spec(r)).collect();
+            if invite {
+                if let Ok(u) = ops.user(&email).await {
+                    return Err(OpError::Conflict(format!(
+                        "a user with email {} already exists (to invite them anyway: `gatehouse admin invite --email {}`)",
+                        u.email, u.email
+                    )));
+                }
+                let inv = ops.invite(&email, &name, &roles, None, None).await?;
+                let delivered = ops.deliver_now(&inv.mail_id).await?;
+                let user = ops.user(&inv.email).await?;
+                let mut j = user_json(&ops.describe(&user).await?);
+                j["invitation"] = serde_json::json!({
+                    "link": inv.link,
+                    "expires_at": crate::audit::format_time(inv.expires_at),
+                    "mail_id": inv.mail_id,
+                    "delivered": delivered,
+                });
+                return Ok(Out {
+                    text: format!(
+                        "created user {} ({}), invited: {}\n{}",
+                        user.email,
+                        user.id,
+                        if delivered {
+                            "link mailed"
+                        } else {
+                            "link queued for mail"
+                        },
+                        inv.link
+                    ),
+                    json: j,
+                });
+            }
             let password = if password_stdin {
                 Some(read_stdin_password()?)
             } else {

@@ -47,6 +47,19 @@ impl Ops<'_> {
         })
     }
 
+    /// One delivery pass over the queue now, waiting at most 10 s (the CLI uses it so that a
+    /// message leaves even when no server runs; what is left, a running server retries).
+    /// Returns whether the message `id` has left.
+    pub async fn deliver_now(&self, id: &str) -> OpResult<bool> {
+        let mail = &self.base.mail;
+        let pass = mail.deliver_due(&self.base.store, &self.base.keys);
+        if let Ok(r) = tokio::time::timeout(Duration::from_secs(10), pass).await {
+            r?;
+        }
+        let pending = self.base.store.pending_mail().await?;
+        Ok(!pending.iter().any(|m| m.id == id))
+    }
+
     pub async fn mail_queue(&self) -> OpResult<Vec<store::MailRow>> {
         Ok(self.base.store.pending_mail().await?)
     }

@@ -53,6 +53,10 @@ pub struct OrgEffects {
     pub left: usize,
     /// Sessions ended because `enforce_mfa` now applies to someone without a second factor.
     pub sessions_ended: u64,
+    /// Listed members without an account who were sent an activation mail.
+    pub activations_sent: usize,
+    /// Pending activation links withdrawn from people who left before using them.
+    pub invitations_revoked: u64,
     pub instances_pending: i64,
 }
 
@@ -81,7 +85,7 @@ fn normalized(
 }
 
 impl Ops<'_> {
-    async fn org(&self, slug: &str) -> OpResult<OrgRow> {
+    pub(super) async fn org(&self, slug: &str) -> OpResult<OrgRow> {
         self.base
             .store
             .org_by_slug(slug.trim())
@@ -197,12 +201,15 @@ impl Ops<'_> {
 
     /// Saves `data` (new when `before` is `None`), then clears the cached access of everyone
     /// it concerns and ends the sessions of members that `enforce_mfa` now applies to and who
-    /// have no second factor (they enrol at their next sign-in).
+    /// have no second factor (they enrol at their next sign-in). With `activate`, every listed
+    /// member who has no account yet is mailed an activation link; people who left lose
+    /// theirs.
     async fn save(
         &self,
         existing: Option<&OrgRow>,
         before: Option<&OrgData>,
         data: &OrgData,
+        activate: bool,
     ) -> OpResult<(String, OrgEffects)> {
         let saved = match self
             .base
@@ -244,8 +251,12 @@ impl Ops<'_> {
                 }
             }
         }
+        effects.invitations_revoked = self.withdraw_activations(&saved.left).await?;
         let concerned: Vec<String> = members.into_iter().chain(saved.left).collect();
         effects.instances_pending = self.invalidate_users(&concerned).await?;
+        if activate {
+            effects.activations_sent = self.activate_listed(&self.org(&data.slug).await?).await?;
+        }
         Ok((saved.id, effects))
     }
 
@@ -267,7 +278,7 @@ impl Ops<'_> {
             ..Default::default()
         };
         let data = self.changed(data, changes).await?;
-        let (_, effects) = self.save(None, None, &data).await?;
+        let (_, effects) = self.save(None, None, &data, true).await?;
         self.audit(
             "org.create",
             slug,
@@ -288,7 +299,7 @@ impl Ops<'_> {
         let org = self.org(slug).await?;
         let before = self.base.store.org_data(&org).await?;
         let data = self.changed(before.clone(), changes).await?;
-        let (_, effects) = self.save(Some(&org), Some(&before), &data).await?;
+        let (_, effects) = self.save(Some(&org), Some(&before), &data, true).await?;
         self.audit(
             "org.update",
             &org.slug,
@@ -299,15 +310,28 @@ impl Ops<'_> {
         Ok((self.show_org(&org.slug).await?, effects))
     }
 
-    /// Lists `email` as a member (an `email` organization's); an existing account joins.
+    /// Lists `email` as a member (an `email` organization's); an existing account joins, and
+    /// a person without one is mailed an activation link.
     pub async fn add_org_member(
         &self,
-        _admin: &FullAdmin,
+        admin: &FullAdmin,
         slug: &str,
         email: &str,
     ) -> OpResult<(bool, OrgEffects)> {
         let org = self.org(slug).await?;
-        let before = self.base.store.org_data(&org).await?;
+        self.list_member(admin, &org, email, true).await
+    }
+
+    /// [`Ops::add_org_member`]; `activate`: whether a person without an account is mailed an
+    /// activation link (an invitation carries its own).
+    pub(super) async fn list_member(
+        &self,
+        _admin: &FullAdmin,
+        org: &OrgRow,
+        email: &str,
+        activate: bool,
+    ) -> OpResult<(bool, OrgEffects)> {
+        let before = self.base.store.org_data(org).await?;
         let e = normalize_email(email);
         if before.members.contains(&e) {
             return Ok((false, OrgEffects::default()));
@@ -325,7 +349,7 @@ impl Ops<'_> {
                 OpError::Invalid(m) => OpError::Invalid(m.replace("--member", "--email")),
                 other => other,
             })?;
-        let (_, effects) = self.save(Some(&org), Some(&before), &data).await?;
+        let (_, effects) = self.save(Some(org), Some(&before), &data, activate).await?;
         let user = self
             .base
             .store
@@ -355,7 +379,7 @@ impl Ops<'_> {
         let effects = if before.members.contains(&e) {
             let mut data = before.clone();
             data.members.retain(|m| *m != e);
-            self.save(Some(&org), Some(&before), &data).await?.1
+            self.save(Some(&org), Some(&before), &data, false).await?.1
         } else if let Some(u) = user
             .as_ref()
             .filter(|u| u.org_id.as_deref() == Some(org.id.as_str()))
@@ -363,6 +387,9 @@ impl Ops<'_> {
             self.base.store.leave_org(&u.id, &e, store::now()).await?;
             OrgEffects {
                 left: 1,
+                invitations_revoked: self
+                    .withdraw_activations(std::slice::from_ref(&u.id))
+                    .await?,
                 instances_pending: self.invalidate_users(std::slice::from_ref(&u.id)).await?,
                 ..Default::default()
             }
@@ -389,6 +416,7 @@ impl Ops<'_> {
         let former = self.base.store.delete_org(&org.id).await?;
         let effects = OrgEffects {
             left: former.len(),
+            invitations_revoked: self.withdraw_activations(&former).await?,
             instances_pending: self.invalidate_users(&former).await?,
             ..Default::default()
         };

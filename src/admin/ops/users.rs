@@ -33,8 +33,9 @@ impl Ops<'_> {
             }
             None => None,
         };
-        let id = uuid::Uuid::now_v7().to_string();
+        let mut id = uuid::Uuid::now_v7().to_string();
         let now = store::now();
+        let mut completed = false;
         match self
             .base
             .store
@@ -53,9 +54,26 @@ impl Ops<'_> {
             .await
         {
             Err(StoreError::Conflict) => {
-                return Err(OpError::Conflict(format!(
-                    "a user with email {email} already exists"
-                )));
+                // An account still `invited` (an email organization's listed person) is
+                // completed rather than refused.
+                let existing = self.user(email).await?;
+                if existing.status != UserStatus::Invited.as_str()
+                    || !(self.base.store)
+                        .complete_invited(
+                            &existing.id,
+                            name.trim(),
+                            hash.as_deref(),
+                            must_change,
+                            now,
+                        )
+                        .await?
+                {
+                    return Err(OpError::Conflict(format!(
+                        "a user with email {email} already exists"
+                    )));
+                }
+                id = existing.id;
+                completed = true;
             }
             // An organization's own address can never sign in, so no account may have it.
             Err(StoreError::Clash(c)) => {
@@ -79,7 +97,7 @@ impl Ops<'_> {
             "user.create",
             email,
             Some(&id),
-            json!({ "after": { "email": email, "name": name.trim(), "status": UserStatus::Active.as_str(), "roles": roles_json, "password_set": password.is_some(), "org": org } }),
+            json!({ "after": { "email": email, "name": name.trim(), "status": UserStatus::Active.as_str(), "roles": roles_json, "password_set": password.is_some(), "org": org }, "completed_invited": completed }),
         )
         .await;
         Ok(user)

@@ -16,6 +16,7 @@ fn two_apps(open: &Scripted, staff: &Scripted) -> Server {
         port: None,
         sections: two_apps_config("127.0.0.1:{PORT}", open, staff),
         env: vec![],
+        ..Default::default()
     })
 }
 
@@ -162,6 +163,7 @@ async fn a_dot_segment_cannot_walk_from_one_prefix_into_another() {
             publ.url, privy.url
         ),
         env: vec![],
+        ..Default::default()
     });
     let limited = user(&server, "pub@example.com", &["limited@pub"]).await;
     let mut p = Probe::new(&server, &[("pub", &publ), ("priv", &privy)]);
@@ -350,6 +352,7 @@ async fn routing_holds_over_tls_http2() {
             "GATEHOUSE_SERVER__PUBLIC_URL".into(),
             "https://localhost:{PORT}".into(),
         )],
+        ..Default::default()
     });
     let pem = std::fs::read(&cert).unwrap();
     let base = format!("https://localhost:{}", server.port);

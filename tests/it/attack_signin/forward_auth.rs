@@ -15,6 +15,7 @@ async fn verify_answers_only_trusted_proxies() {
         port: None,
         sections: FA_APPS.into(),
         env: trusted(r#"["192.0.2.0/24"]"#),
+        ..Default::default()
     });
     let cookie = signed_in(&server, "mo@example.com", &["modify@wide"])
         .await

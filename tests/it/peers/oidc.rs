@@ -2,10 +2,10 @@
 //! `oidc-provider` (8.x, the last major whose supported runtimes include Node.js 20; 9.x warns
 //! "Unsupported runtime" below Node.js 22), pinned by the committed `package-lock.json`.
 //!
-//! - [`installed`] runs `npm ci` once per machine and lockfile, into
-//!   `$CARGO_TARGET_TMPDIR/peers/oidc-<lockfile hash>/`, under a file lock so that parallel
-//!   test processes do not install twice; afterwards no test needs the registry. Without
-//!   Node.js ≥ 20 or npm every test that needs the peer fails with what to install.
+//! - [`installed`] runs `npm ci` once per machine and lockfile (see [`super::npm`]), into
+//!   `$CARGO_TARGET_TMPDIR/peers/oidc-<lockfile hash>/`; afterwards no test needs the
+//!   registry. Without Node.js ≥ 20 or npm every test that needs the peer fails with what to
+//!   install.
 //! - [`OidcPeer::start`] runs the provider on a free loopback port with a [`PeerConfig`] and
 //!   waits for its `READY <issuer>` line (a provider that dies first fails the test with its
 //!   stderr); dropping the peer kills it.
@@ -27,151 +27,43 @@ use serde::Serialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use crate::harness::{TempDir, free_port, unique};
+use crate::harness::{TempDir, free_port};
+
+use super::npm::{Installed, NpmPeer};
 
 /// The committed peer: package.json, package-lock.json, .npmrc, provider.mjs.
-const SOURCE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers/oidc");
-/// Oldest Node.js the pinned oidc-provider supports.
-const NODE_MAJOR_MIN: u32 = 20;
+const PEER: NpmPeer = NpmPeer {
+    folder: "oidc",
+    title: "the OpenID provider peer",
+    script: "provider.mjs",
+};
 
-fn sha256_hex(data: &[u8]) -> String {
-    ring::digest::digest(&ring::digest::SHA256, data)
-        .as_ref()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-// ---------------------------------------------------------------------------------------------
-// Node.js, npm and the installed packages.
-
-/// What to tell someone whose machine lacks a tool the peer needs.
 fn install_hint(what: &str) -> String {
-    format!(
-        "the OpenID provider peer (tests/peers/oidc) needs {what}: install Node.js {NODE_MAJOR_MIN} \
-         or later with npm (both on PATH), then run the tests again; they install the peer's \
-         npm packages themselves"
-    )
+    PEER.install_hint(what)
 }
 
-/// `program --version`, or why it cannot be run.
-fn tool_version(program: &str) -> Result<String, String> {
-    let out = Command::new(program)
-        .arg("--version")
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| install_hint(&format!("`{program}`, which cannot be run ({e})")))?;
-    if !out.status.success() {
-        return Err(install_hint(&format!(
-            "a working `{program}` (`{program} --version` exited with {})",
-            out.status
-        )));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
-}
-
-/// Node.js at `program`, at least version [`NODE_MAJOR_MIN`].
+/// Node.js at `program`, at least version 20.
 pub fn check_node(program: &str) -> Result<(), String> {
-    node_new_enough(program, &tool_version(program)?)
+    PEER.check_node(program)
 }
 
-/// `version` (what `program --version` printed) is Node.js [`NODE_MAJOR_MIN`] or later.
+/// `version` (what `program --version` printed) is Node.js 20 or later.
 pub fn node_new_enough(program: &str, version: &str) -> Result<(), String> {
-    let major = version
-        .trim_start_matches('v')
-        .split('.')
-        .next()
-        .and_then(|m| m.parse::<u32>().ok())
-        .ok_or_else(|| install_hint(&format!("Node.js; `{program} --version` said {version:?}")))?;
-    if major < NODE_MAJOR_MIN {
-        return Err(install_hint(&format!(
-            "Node.js {NODE_MAJOR_MIN} or later, and `{program}` is {version}"
-        )));
-    }
-    Ok(())
-}
-
-/// The installed peer.
-pub struct Installed {
-    /// Holds `node_modules` (and the lockfile it was installed from).
-    pub dir: PathBuf,
-    /// The provider script, copied beside `node_modules` (so that Node.js resolves the package
-    /// from it) under a name taken from its content: an edited `provider.mjs` runs at once
-    /// without a reinstall, and no test process sees another's half-written copy.
-    pub script: PathBuf,
+    PEER.node_new_enough(program, version)
 }
 
 /// The peer, installed on first use (then reused by every test process until the lockfile
 /// changes).
 pub fn installed() -> &'static Installed {
     static INSTALLED: OnceLock<Result<Installed, String>> = OnceLock::new();
-    match INSTALLED.get_or_init(install) {
+    match INSTALLED.get_or_init(|| PEER.install()) {
         Ok(installed) => installed,
         Err(why) => panic!("{why}"),
     }
-}
-
-fn install() -> Result<Installed, String> {
-    check_node("node")?;
-    let read = |name: &str| {
-        std::fs::read(Path::new(SOURCE).join(name))
-            .map_err(|e| format!("tests/peers/oidc/{name}: {e}"))
-    };
-    let lock = read("package-lock.json")?;
-    let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("peers");
-    std::fs::create_dir_all(&root).map_err(|e| format!("{}: {e}", root.display()))?;
-    let key = &sha256_hex(&lock)[..16];
-    let dir = root.join(format!("oidc-{key}"));
-    let guard = std::fs::File::create(root.join(format!("oidc-{key}.lock")))
-        .map_err(|e| format!("peer install lock: {e}"))?;
-    // Held until `guard` drops: one installer at a time; the others then find it done.
-    guard
-        .lock()
-        .map_err(|e| format!("peer install lock: {e}"))?;
-    let done = dir.join(".installed");
-    if !done.exists() {
-        tool_version("npm")?;
-        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        for name in ["package.json", "package-lock.json", ".npmrc"] {
-            std::fs::write(dir.join(name), read(name)?)
-                .map_err(|e| format!("{}: {e}", dir.display()))?;
-        }
-        let out = Command::new("npm")
-            .args([
-                "ci",
-                "--no-audit",
-                "--no-fund",
-                "--ignore-scripts",
-                "--loglevel=error",
-            ])
-            .current_dir(&dir)
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|e| install_hint(&format!("npm, which cannot be run ({e})")))?;
-        if !out.status.success() {
-            return Err(format!(
-                "`npm ci` for the OpenID provider peer failed ({}) in {}:\n{}{}",
-                out.status,
-                dir.display(),
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            ));
-        }
-        std::fs::write(&done, key).map_err(|e| format!("{}: {e}", done.display()))?;
-    }
-    let script = read("provider.mjs")?;
-    let path = dir.join(format!("provider-{}.mjs", &sha256_hex(&script)[..16]));
-    if !path.exists() {
-        let tmp = dir.join(unique("provider-tmp-"));
-        std::fs::write(&tmp, &script).map_err(|e| format!("{}: {e}", tmp.display()))?;
-        std::fs::rename(&tmp, &path).map_err(|e| format!("{}: {e}", path.display()))?;
-    }
-    Ok(Installed { dir, script: path })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -192,6 +84,9 @@ pub struct PeerClient {
     pub client_secret: Option<String>,
     pub redirect_uris: Vec<String>,
     pub token_endpoint_auth_method: AuthMethod,
+    /// Where the provider posts logout tokens (its ID tokens then carry `sid`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backchannel_logout_uri: Option<String>,
 }
 
 impl PeerClient {
@@ -202,7 +97,14 @@ impl PeerClient {
             client_secret: Some(client_secret.to_string()),
             redirect_uris: vec![redirect_uri.to_string()],
             token_endpoint_auth_method: AuthMethod::ClientSecretBasic,
+            backchannel_logout_uri: None,
         }
+    }
+
+    /// The same client, with a back-channel logout URI.
+    pub fn backchannel(mut self, uri: &str) -> PeerClient {
+        self.backchannel_logout_uri = Some(uri.to_string());
+        self
     }
 }
 
@@ -396,6 +298,18 @@ impl OidcPeer {
                 .map(|k| k.as_str().unwrap().to_string())
                 .collect(),
         }
+    }
+
+    /// Disables the account `login` at the provider: its refresh tokens stop working
+    /// (`invalid_grant`).
+    pub async fn disable(&self, login: &str) {
+        let r = reqwest::Client::new()
+            .post(format!("{}/__disable", self.origin))
+            .json(&serde_json::json!({ "login": login }))
+            .send()
+            .await
+            .expect("POST /__disable");
+        assert_eq!(r.status(), 200, "disable refused; logs:\n{}", self.logs());
     }
 
     /// A fresh browser (no provider session) for this provider.

@@ -13,8 +13,12 @@
 //   port            loopback port to listen on
 //   issuer          default `http://127.0.0.1:<port>`; may have a path (`…/tenant/a`): the
 //                   provider is then served under that path, as a multi-tenant provider is
-//   clients         [{ client_id, client_secret, redirect_uris, token_endpoint_auth_method }]
-//                   method: client_secret_basic (default), client_secret_post or none
+//   clients         [{ client_id, client_secret, redirect_uris, token_endpoint_auth_method,
+//                      backchannel_logout_uri }]
+//                   method: client_secret_basic (default), client_secret_post or none;
+//                   with a back-channel logout URI the client's ID tokens carry `sid`, and a
+//                   sign-out at the provider (its end_session_endpoint, whose confirmation
+//                   page has `<form id="logout">`) posts a logout token there
 //   accounts        { "<login name>": { sub, email, email_verified, name, hd?, …any claim } }
 //                   `sub` defaults to the login name; every claim is returned in the ID token
 //                   (and by userinfo) for the scopes `openid email profile`
@@ -29,6 +33,9 @@
 // refresh tokens): a new Provider instance over the same storage replaces the running one. The
 // previous keys stay in the JWKS (as providers publish the outgoing key for a while) unless the
 // JSON body says `{"keep_previous": false}`. Answers `{"kid": "<new kid>", "kids": [...]}`.
+// `POST /__disable` with `{"login": "<login name>"}` removes that account, as a directory that
+// disables a person does: its sessions and refresh tokens no longer work (a refresh answers
+// `invalid_grant`). Answers `{"disabled": "<sub>"}`.
 
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
@@ -45,6 +52,7 @@ const KNOWN_KEYS = new Set([
 ]);
 const CLIENT_KEYS = new Set([
   'client_id', 'client_secret', 'redirect_uris', 'token_endpoint_auth_method',
+  'backchannel_logout_uri',
 ]);
 // Claims returned for each scope; any other claim of an account (`hd`, …) comes with `openid`.
 const EMAIL_CLAIMS = ['email', 'email_verified'];
@@ -124,6 +132,10 @@ function readConfig(path) {
         || !c.redirect_uris.every((u) => typeof u === 'string' && URL.canParse(u))) {
         problems.push(`${at}.redirect_uris: must be a non-empty array of absolute URLs`);
       }
+      if (c.backchannel_logout_uri !== undefined
+        && (typeof c.backchannel_logout_uri !== 'string' || !URL.canParse(c.backchannel_logout_uri))) {
+        problems.push(`${at}.backchannel_logout_uri: must be an absolute URL`);
+      }
       clients.push({ ...c, token_endpoint_auth_method: method });
     });
   }
@@ -196,6 +208,9 @@ function buildProvider(keys) {
       response_types: ['code'],
       grant_types: config.refreshTokens ? ['authorization_code', 'refresh_token'] : ['authorization_code'],
       id_token_signed_response_alg: config.signingAlg,
+      ...(c.backchannel_logout_uri !== undefined
+        ? { backchannel_logout_uri: c.backchannel_logout_uri, backchannel_logout_session_required: true }
+        : {}),
     })),
     claims: {
       openid: ['sub', ...extraClaims],
@@ -221,6 +236,14 @@ function buildProvider(keys) {
     features: {
       devInteractions: { enabled: false },
       revocation: { enabled: true },
+      backchannelLogout: { enabled: true },
+      rpInitiatedLogout: {
+        enabled: true,
+        // The package's form (hidden `xsrf`) inside one the tests find by its id.
+        async logoutSource(ctx, form) {
+          ctx.body = `<!doctype html><html><head><title>Sign out</title></head><body>${form.replace('id="op.logoutForm"', 'id="logout"')}<button form="logout" name="logout" value="yes">Sign out</button></body></html>`;
+        },
+      },
     },
   });
   provider.use(async (ctx, next) => {
@@ -362,6 +385,24 @@ const server = http.createServer(async (req, res) => {
     const path = req.url.split('?')[0];
     if (path === '/__rotate' && req.method === 'POST') {
       await rotate(req, res);
+      return;
+    }
+    if (path === '/__disable' && req.method === 'POST') {
+      let login;
+      try {
+        login = JSON.parse(await readBody(req)).login;
+      } catch {
+        login = undefined;
+      }
+      const claims = config.accounts.get(login);
+      if (!claims) {
+        res.statusCode = 400;
+        res.end('body must be {"login": "<a configured login name>"}\n');
+        return;
+      }
+      accountsBySub.delete(claims.sub);
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify({ disabled: claims.sub }));
       return;
     }
     const m = interactionPath.exec(path);

@@ -181,6 +181,39 @@ impl PeerBrowser {
         ))
     }
 
+    /// Signs out at the provider: its `end_session_endpoint`, the confirmation page's form
+    /// (`xsrf`) sent with `logout=yes`. The provider sends its back-channel logout tokens
+    /// before it answers. Returns the status of the confirmation.
+    pub async fn sign_out(&mut self, end_session_endpoint: &str) -> u16 {
+        let url = url::Url::parse(end_session_endpoint).unwrap();
+        let mut req = self.client.get(url.clone());
+        if let Some(cookie) = self.cookie_header(url.path()) {
+            req = req.header("cookie", cookie);
+        }
+        let r = req.send().await.expect("end_session_endpoint");
+        self.keep_cookies(r.headers());
+        let body = r.text().await.unwrap_or_default();
+        let action = form_action(&body, "logout")
+            .unwrap_or_else(|| panic!("no logout form at {url}:\n{body}"));
+        let xsrf = body
+            .split("name=\"xsrf\" value=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .unwrap_or_else(|| panic!("no xsrf in the logout form:\n{body}"))
+            .to_string();
+        let confirm = url.join(&action).unwrap();
+        let mut req = self
+            .client
+            .post(confirm.clone())
+            .form(&[("xsrf", xsrf.as_str()), ("logout", "yes")]);
+        if let Some(cookie) = self.cookie_header(confirm.path()) {
+            req = req.header("cookie", cookie);
+        }
+        let r = req.send().await.expect("confirm the sign-out");
+        self.keep_cookies(r.headers());
+        r.status().as_u16()
+    }
+
     /// The cookies a browser sends to `path` of the provider.
     fn cookie_header(&self, path: &str) -> Option<String> {
         let matching: Vec<String> = self
