@@ -382,10 +382,13 @@ pub async fn delete_user(
     let revoked = if UserStatus::parse(&user.status) == Some(UserStatus::Deprovisioned) {
         0
     } else {
-        ops(&core, &p)
+        let n = ops(&core, &p)
             .deprovision(&user, "scim_delete")
             .await?
-            .sessions
+            .sessions;
+        crate::metrics::deprovisioning("scim", "users_deactivated", 1);
+        crate::metrics::deprovisioning("scim", "sessions_ended", n);
+        n
     };
     core.store
         .mark_scim_user_deleted(&current.id, store::now())
@@ -426,6 +429,8 @@ async fn settle_status(
     let user = account(core, id).await?;
     if !active && is_active(&user.status) {
         let revoked = ops(core, p).deprovision(&user, "scim_deactivate").await?;
+        crate::metrics::deprovisioning("scim", "users_deactivated", 1);
+        crate::metrics::deprovisioning("scim", "sessions_ended", revoked.sessions);
         record(
             core,
             &p.provider,
@@ -437,6 +442,7 @@ async fn settle_status(
         return Ok(Some("deprovisioned"));
     }
     if active && core.store.reactivate_user(&user.id, store::now()).await? {
+        crate::metrics::deprovisioning("scim", "users_reactivated", 1);
         record(
             core,
             &p.provider,

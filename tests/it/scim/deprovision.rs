@@ -107,6 +107,19 @@ async fn a_deactivated_user_is_refused_at_the_next_request_on_a_kept_alive_conne
                 && e["details"]["sessions_ended"] == 1)
     );
 
+    let metrics = reqwest::get(format!("{}/metrics", server.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for want in [
+        r#"gatehouse_deprovisioning_total{source="scim",step="users_deactivated"} 1"#,
+        r#"gatehouse_deprovisioning_total{source="scim",step="sessions_ended"} 1"#,
+    ] {
+        assert!(metrics.contains(want), "{want} in {metrics}");
+    }
+
     // No new sign-in: the linked identity, or a new one of the same address.
     for sub in ["entra-pat", "entra-pat-2"] {
         idp.next(claims(sub, "pat@corp.test"));
