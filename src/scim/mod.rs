@@ -102,12 +102,7 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ScimError> {
         let core = <AppState as axum::extract::FromRef<S>>::from_ref(state);
         // Served on the public host only, never on an app's.
-        let host = parts
-            .headers
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .unwrap_or("")
-            .to_ascii_lowercase();
+        let host = crate::web::request::request_host(&parts.uri, &parts.headers);
         if host != core.config.public_host() {
             return Err(ScimError::status(StatusCode::NOT_FOUND, "not found"));
         }

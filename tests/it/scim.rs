@@ -224,6 +224,15 @@ async fn discovery_needs_a_providers_token_and_a_wrong_one_gets_401() {
         .await
         .unwrap();
     assert_eq!(basic.status(), 401);
+    // Served on the public host only: another host gets nothing, even with the token.
+    let other_host = reqwest::Client::new()
+        .get(format!("{}/scim/v2/Users", server.base))
+        .header("host", format!("localhost:{}", server.port))
+        .bearer_auth(ENTRA_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other_host.status(), 404);
     // Nothing was deleted by the refused requests.
     assert_eq!(entra.get(&format!("/Users/{id}")).await.status, 200);
 
