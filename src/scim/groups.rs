@@ -138,6 +138,39 @@ fn roles_of(core: &AppState, provider: &str, name: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Refuses a change that takes a group mapped to `admin` on every app away from `losing` when
+/// one of them is the last full access administrator (conservative: a second way they hold
+/// it is not looked for).
+async fn keep_last_admin(
+    core: &AppState,
+    p: &Provisioner,
+    group: &str,
+    losing: &[String],
+) -> ScimResult<()> {
+    let gives_admin = core.config.identity_provider(&p.provider).is_some_and(|c| {
+        c.group_roles.iter().any(|g| {
+            g.group.to_lowercase() == group.to_lowercase() && g.role == "admin" && g.app == "*"
+        })
+    });
+    if !gives_admin {
+        return Ok(());
+    }
+    let ops = crate::admin::ops::Ops {
+        base: &core.base,
+        actor: Actor::scim(&p.provider),
+    };
+    for id in losing {
+        if let Some(u) = core.store.user_by_id(id).await? {
+            ops.may_lose_full_access(
+                &u,
+                &format!("removed from the group {group:?}, which makes them one"),
+            )
+            .await?;
+        }
+    }
+    Ok(())
+}
+
 /// The members' cached access is cleared on every instance (their roles changed).
 async fn invalidate(core: &AppState, users: impl IntoIterator<Item = String>) -> ScimResult<()> {
     let mut last = None;
@@ -302,6 +335,17 @@ async fn replace(core: &AppState, p: &Provisioner, g: &ScimGroupRow, input: Grou
         .into_iter()
         .map(|(id, _)| id)
         .collect();
+    let renamed = input.display_name.to_lowercase() != g.display_name.to_lowercase();
+    let losing: Vec<String> = if renamed {
+        before.clone()
+    } else {
+        before
+            .iter()
+            .filter(|m| !input.members.contains(m))
+            .cloned()
+            .collect()
+    };
+    keep_last_admin(core, p, &g.display_name, &losing).await?;
     core.store
         .replace_scim_group(
             &g.id,
@@ -322,7 +366,6 @@ async fn replace(core: &AppState, p: &Provisioner, g: &ScimGroupRow, input: Grou
         .filter(|m| !input.members.contains(m))
         .collect();
     // A rename can change every member's roles; else only the added and removed change.
-    let renamed = input.display_name.to_lowercase() != g.display_name.to_lowercase();
     let affected: Vec<String> = if renamed {
         before.iter().chain(input.members.iter()).cloned().collect()
     } else {
@@ -358,6 +401,7 @@ pub async fn delete_group(
         .into_iter()
         .map(|(id, _)| id)
         .collect();
+    keep_last_admin(&core, &p, &g.display_name, &members).await?;
     core.store.delete_scim_group(&g.id).await?;
     invalidate(&core, members.clone()).await?;
     record(

@@ -136,6 +136,12 @@ impl Ops<'_> {
         Ok((self.user(email).await?, revoked))
     }
 
+    /// Whether the user may lose their full access (`doing` says how, for the message): never
+    /// the last full access administrator.
+    pub async fn may_lose_full_access(&self, user: &UserRow, doing: &str) -> OpResult<()> {
+        self.keep_a_full_admin(user, doing).await
+    }
+
     /// Whether the user may be deprovisioned: never the last full access administrator.
     pub async fn may_deprovision(&self, user: &UserRow) -> OpResult<()> {
         self.keep_a_full_admin(user, "deprovisioned").await

@@ -12,6 +12,7 @@ fn server_with_groups(idp: &Idp) -> Server {
             "{entra}scim_token = \"{ENTRA_TOKEN}\"\n\
              [[identity_provider.group_role]]\ngroup = \"Sales\"\nrole = \"limited\"\napp = \"whoami\"\n\
              [[identity_provider.group_role]]\ngroup = \"Ghosts\"\nrole = \"no-such-role\"\n\
+             [[identity_provider.group_role]]\ngroup = \"Admins\"\nrole = \"admin\"\n\
              {okta}scim_token = \"{OKTA_TOKEN}\"\n{WHOAMI}"
         ),
         ..Default::default()
@@ -183,4 +184,65 @@ async fn group_membership_grants_and_takes_away_the_mapped_role_at_the_next_requ
     ] {
         assert!(actions.contains(&want.to_string()), "{want} in {actions:?}");
     }
+}
+
+#[tokio::test]
+async fn a_group_change_never_takes_away_the_last_full_access_administrator() {
+    let idp = Idp::start();
+    let server = server_with_groups(&idp);
+    let scim = Scim::new(&server, ENTRA_TOKEN);
+    let root = scim.create("root@corp.test", "e-root", "Root").await;
+    let r = scim
+        .post(
+            "/Groups",
+            &json!({ "schemas": [GROUP_SCHEMA], "displayName": "Admins", "members": [{ "value": root }] }),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let path = format!("/Groups/{}", r.body["id"].as_str().unwrap());
+    assert!(
+        show(&server, "root@corp.test")["roles"]
+            .to_string()
+            .contains("admin")
+    );
+    for (what, reply) in [
+        (
+            "remove",
+            scim.patch(
+                &path,
+                json!([{ "op": "Remove", "path": "members", "value": [{ "value": root }] }]),
+            )
+            .await,
+        ),
+        (
+            "rename",
+            scim.patch(
+                &path,
+                json!([{ "op": "Replace", "path": "displayName", "value": "Former admins" }]),
+            )
+            .await,
+        ),
+        ("delete", scim.delete(&path).await),
+    ] {
+        let d = rfc_error(&reply, 409, None);
+        assert!(d.contains("last full access administrator"), "{what}: {d}");
+    }
+    assert_eq!(
+        scim.get(&path).await.body["members"][0]["value"],
+        root.as_str()
+    );
+    // With another full access administrator, the group may let go.
+    server.create_user("second@corp.test", GOOD_PASSWORD, &["admin"]);
+    let r = scim
+        .patch(
+            &path,
+            json!([{ "op": "Remove", "path": "members", "value": [{ "value": root }] }]),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(
+        !show(&server, "root@corp.test")["roles"]
+            .to_string()
+            .contains("admin")
+    );
 }
