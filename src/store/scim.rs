@@ -269,14 +269,26 @@ impl Store {
                 slug,
             }));
         }
+        // A new address belongs where it would on a create: the domain organization owning
+        // its domain, else the email organization listing it, else none (the old address's
+        // organization is left: its rights came with that address).
+        let domain = d
+            .email_normalized
+            .rsplit_once('@')
+            .map_or("", |(_, dom)| dom);
         sqlx::query(
-            "UPDATE users SET email = $2, email_normalized = $3, name = $4, updated_at = $5 WHERE id = $1",
+            "UPDATE users SET email = $2, email_normalized = $3, name = $4, updated_at = $5, \
+             org_id = CASE WHEN email_normalized = $3 THEN org_id ELSE COALESCE(\
+             (SELECT d.org_id FROM org_domains d JOIN organizations o ON o.id = d.org_id \
+              WHERE d.domain = $6 AND o.access_by = 'domain'), \
+             (SELECT m.org_id FROM org_members m WHERE m.email = $3)) END WHERE id = $1",
         )
         .bind(id)
         .bind(d.email)
         .bind(d.email_normalized)
         .bind(d.name)
         .bind(now)
+        .bind(domain)
         .execute(&mut *tx)
         .await
         .map_err(conflict)?;

@@ -499,6 +499,23 @@ async fn a_provisioned_user_joins_the_domain_organization_and_organization_addre
     assert_eq!(show(&server, "zed@acme.test")["org"]["slug"], "acme");
     let r = scim.filter(r#"emails.value eq "zed@ACME.test""#).await;
     assert_eq!(ids(&r), ["zed.upn"]);
+    // A new address outside the domain leaves the organization (its rights came with the
+    // address); back in the domain, the member again.
+    let zed = r.body["Resources"][0]["id"].as_str().unwrap().to_string();
+    let moved = scim
+        .patch(
+            &format!("/Users/{zed}"),
+            json!([{ "op": "Replace", "path": "emails[type eq \"work\"].value", "value": "zed@elsewhere.test" }]),
+        )
+        .await;
+    assert_eq!(moved.status, 200, "{}", moved.body);
+    assert_eq!(show(&server, "zed@elsewhere.test")["org"], Value::Null);
+    scim.patch(
+        &format!("/Users/{zed}"),
+        json!([{ "op": "Replace", "path": "emails[type eq \"work\"].value", "value": "zed@acme.test" }]),
+    )
+    .await;
+    assert_eq!(show(&server, "zed@acme.test")["org"]["slug"], "acme");
 }
 
 #[tokio::test]
