@@ -145,6 +145,7 @@ pub fn router(proxy: Arc<Proxy>, sso: Arc<crate::sso::Sso>) -> Router {
         .merge(pages(crate::auth::routes(), policy.clone()))
         .merge(pages(crate::sso::routes(), policy))
         .merge(crate::proxy::routes())
+        .merge(crate::scim::routes())
         .fallback(not_found)
         .with_state(Shared {
             core: proxy.core.clone(),

@@ -101,6 +101,21 @@ impl Base {
                 .upsert_role(&r.name, &r.seat, &r.description, now)
                 .await?;
         }
+        let group_roles: Vec<(&str, String, &str, &str)> = config
+            .identity_providers
+            .iter()
+            .flat_map(|p| {
+                p.group_roles.iter().map(|g| {
+                    (
+                        p.id.as_str(),
+                        g.group.to_lowercase(),
+                        g.role.as_str(),
+                        g.app.as_str(),
+                    )
+                })
+            })
+            .collect();
+        store.replace_group_roles(&group_roles).await?;
         Ok(Base {
             mail: crate::mail::Mailer::new(&config.mail)?,
             keys: Keys::new(&key),

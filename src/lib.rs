@@ -26,6 +26,7 @@ pub mod metrics;
 pub mod ops;
 pub mod proxy;
 pub mod revocation;
+pub mod scim;
 pub mod server;
 pub mod session;
 pub mod sso;

@@ -16,6 +16,8 @@ pub enum ActorKind {
     Anonymous,
     /// An API token (by its name).
     Token,
+    /// An identity provider's SCIM client (by the provider's id).
+    Scim,
 }
 
 impl ActorKind {
@@ -26,6 +28,7 @@ impl ActorKind {
             ActorKind::System => "system",
             ActorKind::Anonymous => "anonymous",
             ActorKind::Token => "token",
+            ActorKind::Scim => "scim",
         }
     }
 
@@ -36,6 +39,7 @@ impl ActorKind {
             ActorKind::System,
             ActorKind::Anonymous,
             ActorKind::Token,
+            ActorKind::Scim,
         ]
         .into_iter()
         .find(|k| k.as_str() == s)
@@ -78,6 +82,13 @@ impl Actor {
             ..Actor::of(ActorKind::Cli)
         }
     }
+    /// A provider's SCIM client.
+    pub fn scim(provider: &str) -> Actor {
+        Actor {
+            name: provider.to_string(),
+            ..Actor::of(ActorKind::Scim)
+        }
+    }
     pub fn system() -> Actor {
         Actor::of(ActorKind::System)
     }
@@ -96,7 +107,7 @@ pub enum Viewer {
 
 /// The actor of an event as `viewer` is shown it: `user:<email>` (the user's address now, so an
 /// anonymized user shows as their pseudonym), `cli` or `cli:<os user>`, `system`,
-/// `anonymous`, `token:<name>`; events written before actors were structured show the label
+/// `anonymous`, `token:<name>`, `scim:<provider>`; events written before actors were structured show the label
 /// they were written with. A person who was an organization member when they acted is shown
 /// by the organization (SPEC: Organization rules): `Org display name (person@domain)` to a
 /// full access administrator, `Org display name` to everyone else.
@@ -120,7 +131,9 @@ pub fn display(row: &AuditRow, viewer: Viewer) -> String {
                 None => "user".into(),
             }
         }
-        Some(k @ (ActorKind::Cli | ActorKind::Token)) if !row.actor_name.is_empty() => {
+        Some(k @ (ActorKind::Cli | ActorKind::Token | ActorKind::Scim))
+            if !row.actor_name.is_empty() =>
+        {
             format!("{}:{}", k.as_str(), row.actor_name)
         }
         Some(k) => k.as_str().to_string(),

@@ -69,13 +69,24 @@ pub struct IdentityProviderConfig {
     pub issuer: Url,
     pub scopes: Vec<String>,
     pub microsoft: Option<MicrosoftConfig>,
-    /// Accepted and kept for SCIM provisioning (not served yet).
+    /// The bearer token of this provider's SCIM client (`/scim/v2`); none = no SCIM.
     pub scim_token: Option<Secret<String>>,
     /// Sessions signed in with a refresh token are checked with the provider this often
     /// (`revalidate_every`, default 5m) …
     pub revalidate_every: Duration,
     /// … and, while the provider cannot be asked, kept this long (`revalidate_grace`, 1h).
     pub revalidate_grace: Duration,
+    /// `[[identity_provider.group_role]]`: what membership of a SCIM group grants.
+    pub group_roles: Vec<GroupRole>,
+}
+
+/// A SCIM group (by its `displayName`, compared case-insensitively) grants `role` on `app`
+/// (`*`: every app) to its members.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupRole {
+    pub group: String,
+    pub role: String,
+    pub app: String,
 }
 
 #[derive(Debug, Clone)]
@@ -162,6 +173,34 @@ pub(super) fn read_provider(s: &Section) -> IdentityProviderConfig {
         s.problem("client_secret", "must not be empty");
     }
     let scim_token = s.secret("scim_token");
+    if scim_token
+        .as_ref()
+        .is_some_and(|t| t.expose().trim().len() < 16)
+        && !s.reported("scim_token")
+    {
+        s.problem(
+            "scim_token",
+            "too short: use at least 16 random characters (it is the provider's password)",
+        );
+    }
+    let mut group_roles = Vec::new();
+    for g in s.array_of_tables("group_role", "group") {
+        let group = g.string("group", "");
+        if group.trim().is_empty() {
+            g.problem("group", "required: the SCIM group's displayName");
+        }
+        let role = g.string("role", "");
+        if !super::valid_name(&role) {
+            g.problem("role", "required: a role name (1-64 of a-z, 0-9, '-', '_')");
+        }
+        let app = g.string("app", "*");
+        g.finish();
+        group_roles.push(GroupRole {
+            group: group.trim().to_string(),
+            role,
+            app,
+        });
+    }
     let default_name = match kind {
         ProviderKind::Google => "Google",
         ProviderKind::Microsoft => "Microsoft",
@@ -301,15 +340,25 @@ pub(super) fn read_provider(s: &Section) -> IdentityProviderConfig {
         scim_token,
         revalidate_every,
         revalidate_grace,
+        group_roles,
     }
 }
 
-/// Provider ids are unique.
+/// Provider ids are unique; a `group_role` names a configured app (or `*`).
 pub(super) fn validate_providers(
     providers: &[IdentityProviderConfig],
+    apps: &[super::app::AppConfig],
     problem: &dyn Fn(&str, String),
 ) {
     for (i, p) in providers.iter().enumerate() {
+        for (j, g) in p.group_roles.iter().enumerate() {
+            if g.app != "*" && !apps.iter().any(|a| a.id == g.app) {
+                problem(
+                    &format!("identity_provider[{}].group_role[{}].app", p.id, j + 1),
+                    format!("no app {:?} is configured (or \"*\" for every app)", g.app),
+                );
+            }
+        }
         if providers[..i].iter().any(|q| q.id == p.id) && !p.id.is_empty() {
             problem(
                 &format!("identity_provider[{}].id", p.id),

@@ -22,7 +22,7 @@ pub use branding::{BrandingConfig, Logo};
 pub use database::DatabaseConfig;
 use database::read_database;
 pub use identity_provider::{
-    IdentityProviderConfig, InvitationsConfig, MicrosoftConfig, ProviderKind, Tenant,
+    GroupRole, IdentityProviderConfig, InvitationsConfig, MicrosoftConfig, ProviderKind, Tenant,
 };
 pub use lockout::LockoutConfig;
 use lockout::read_lockout;
@@ -374,7 +374,7 @@ fn read(root: &Section, path: &Path) -> Config {
             p
         })
         .collect();
-    identity_provider::validate_providers(&identity_providers, &|k, m| root.problem(k, m));
+    identity_provider::validate_providers(&identity_providers, &apps, &|k, m| root.problem(k, m));
     let invitations = identity_provider::read_invitations(&root.sub("invitations"));
     let branding = read_branding(&root.sub("branding"));
     for role in &mfa.required_for_roles {

@@ -65,6 +65,7 @@ mod tests {
             scim_token: None,
             revalidate_every: std::time::Duration::from_secs(300),
             revalidate_grace: std::time::Duration::from_secs(3600),
+            group_roles: Vec::new(),
         }
     }
 

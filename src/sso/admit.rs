@@ -6,7 +6,11 @@
 //! 2. an unlinked identity whose verified address (`token::email_is_verified`) is a user's
 //!    with a pending invitation **naming this provider** is linked to that user, the
 //!    invitation spent and the user activated;
-//! 3. an organization admits the verified address: the email organization that lists it
+//! 3. an unlinked identity from provider P whose verified address is that of a user
+//!    **provisioned by P** through SCIM (and not deleted there) is linked to that user, who
+//!    signs in if they may (a deprovisioned one never does) and if their organization, when
+//!    it names providers, allows P: the directory that created the account vouches for it;
+//! 4. an organization admits the verified address: the email organization that lists it
 //!    (through any provider it allows — all, when it names none), or the domain organization
 //!    that owns its domain (through Google, whose `hd` claim must be that domain, or
 //!    Microsoft, whose tenant passed `allowed_tenants`; and a provider it allows). The
@@ -15,7 +19,7 @@
 //!    just in time as its member. An account of that address outside the
 //!    organization is never taken over, and an account that exists is never re-created, so a
 //!    deprovisioned or blocked person stays out;
-//! 4. anything else is refused, with one page that tells nothing of the address.
+//! 5. anything else is refused, with one page that tells nothing of the address.
 //!
 //! An address alone never links an identity to an account: an account made with a password,
 //! or linked to another provider, is not reachable by a provider that happens to vouch for the
@@ -36,9 +40,11 @@ pub enum Admission {
     Linked(UserRow),
     /// Rule 2: linked now by an invitation naming the provider.
     Invited(UserRow),
-    /// Rule 3: an organization's member, linked now.
+    /// Rule 3: provisioned by this provider (SCIM), linked now.
+    Provisioned(UserRow),
+    /// Rule 4: an organization's member, linked now.
     Member(UserRow),
-    /// Rule 3: created just now as an organization's member.
+    /// Rule 4: created just now as an organization's member.
     JustInTime(UserRow),
 }
 
@@ -47,6 +53,7 @@ impl Admission {
         match self {
             Admission::Linked(u)
             | Admission::Invited(u)
+            | Admission::Provisioned(u)
             | Admission::Member(u)
             | Admission::JustInTime(u) => u,
         }
@@ -56,6 +63,7 @@ impl Admission {
         match self {
             Admission::Linked(_) => "linked",
             Admission::Invited(_) => "invitation",
+            Admission::Provisioned(_) => "scim_provisioned",
             Admission::Member(_) => "organization",
             Admission::JustInTime(_) => "organization_just_in_time",
         }
@@ -123,14 +131,49 @@ pub async fn admit(
         return Ok(may_sign_in(&user, now).map(|()| Admission::Invited(user)));
     }
     // Rule 3.
-    if let Some(admitted) = by_organization(core, kind, id, &email, now).await? {
+    if let Some(admitted) = by_provisioning(core, id, &email, now).await? {
         return Ok(admitted);
     }
     // Rule 4.
+    if let Some(admitted) = by_organization(core, kind, id, &email, now).await? {
+        return Ok(admitted);
+    }
+    // Rule 5.
     Ok(Err(Refusal("no_account")))
 }
 
-/// Rule 3: `None` when no organization concerns the address.
+/// Rule 3: `None` when this provider did not provision the address's account.
+async fn by_provisioning(
+    core: &Core,
+    id: &UpstreamIdentity,
+    email: &str,
+    now: i64,
+) -> Result<Option<Result<Admission, Refusal>>, AppError> {
+    let Some(record) = core.store.scim_user_by_email(email).await? else {
+        return Ok(None);
+    };
+    if record.provider != id.provider || record.deleted_at.is_some() {
+        return Ok(None);
+    }
+    let Some(user) = core.store.user_by_id(&record.id).await? else {
+        return Ok(None);
+    };
+    if let Err(r) = may_sign_in(&user, now) {
+        return Ok(Some(Err(r)));
+    }
+    if let Some(org) = &user.org_id {
+        let allowed = core.store.org_provider_ids(org).await?;
+        if !allowed.is_empty() && !allowed.contains(&id.provider) {
+            return Ok(Some(Err(Refusal("provider_not_allowed_by_organization"))));
+        }
+    }
+    core.store
+        .link_identity(&user.id, &id.provider, &id.subject, email, now)
+        .await?;
+    Ok(Some(Ok(Admission::Provisioned(user))))
+}
+
+/// Rule 4: `None` when no organization concerns the address.
 async fn by_organization(
     core: &Core,
     kind: ProviderKind,

@@ -39,7 +39,10 @@ impl Alg {
 
 #[derive(Debug, Clone)]
 enum Material {
-    Rsa { n: Vec<u8>, e: Vec<u8> },
+    Rsa {
+        n: Vec<u8>,
+        e: Vec<u8>,
+    },
     /// An uncompressed point (`04 || x || y`).
     P256(Vec<u8>),
     P384(Vec<u8>),
@@ -75,16 +78,26 @@ impl Keys {
             .flatten()
             .filter(|k| k.get("use").is_none_or(|u| u == "sig"))
             .filter_map(|k| {
-                let material = match (k.get("kty")?.as_str()?, k.get("crv").and_then(Value::as_str)) {
+                let material = match (
+                    k.get("kty")?.as_str()?,
+                    k.get("crv").and_then(Value::as_str),
+                ) {
                     ("RSA", _) => {
                         let mut n = bytes(k, "n")?;
                         while n.first() == Some(&0) {
                             n.remove(0);
                         }
-                        Material::Rsa { n, e: bytes(k, "e")? }
+                        Material::Rsa {
+                            n,
+                            e: bytes(k, "e")?,
+                        }
                     }
-                    ("EC", Some("P-256")) => Material::P256(point(bytes(k, "x")?, bytes(k, "y")?, 32)?),
-                    ("EC", Some("P-384")) => Material::P384(point(bytes(k, "x")?, bytes(k, "y")?, 48)?),
+                    ("EC", Some("P-256")) => {
+                        Material::P256(point(bytes(k, "x")?, bytes(k, "y")?, 32)?)
+                    }
+                    ("EC", Some("P-384")) => {
+                        Material::P384(point(bytes(k, "x")?, bytes(k, "y")?, 48)?)
+                    }
                     ("OKP", Some("Ed25519")) => Material::Ed25519(bytes(k, "x")?),
                     _ => return None,
                 };
@@ -101,8 +114,7 @@ impl Keys {
     /// `malformed`, `algorithm` (not one of the allowed), `signature` (no key verifies it).
     pub fn verify(&self, token: &str) -> Result<(), &'static str> {
         let mut parts = token.splitn(3, '.');
-        let (Some(head), Some(body), Some(sig)) = (parts.next(), parts.next(), parts.next())
-        else {
+        let (Some(head), Some(body), Some(sig)) = (parts.next(), parts.next(), parts.next()) else {
             return Err("malformed");
         };
         if sig.contains('.') {
@@ -174,9 +186,8 @@ mod tests {
     fn es256_key() -> (EcdsaKeyPair, Value) {
         let rng = SystemRandom::new();
         let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
-        let pair =
-            EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng)
-                .unwrap();
+        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng)
+            .unwrap();
         let p = pair.public_key().as_ref().to_vec();
         let jwk = json!({"kty": "EC", "crv": "P-256", "kid": "k1", "use": "sig",
             "x": URL_SAFE_NO_PAD.encode(&p[1..33]), "y": URL_SAFE_NO_PAD.encode(&p[33..65])});
@@ -197,13 +208,21 @@ mod tests {
     fn only_a_published_key_of_an_allowed_algorithm_verifies() {
         let (pair, jwk) = es256_key();
         let keys = Keys::from_jwks(&json!({ "keys": [jwk.clone()] }));
-        let good = sign(&pair, json!({"alg": "ES256", "kid": "k1"}), json!({"sub": "a"}));
+        let good = sign(
+            &pair,
+            json!({"alg": "ES256", "kid": "k1"}),
+            json!({"sub": "a"}),
+        );
         assert_eq!(keys.verify(&good), Ok(()));
         // No kid: any key of the type may verify.
         let no_kid = sign(&pair, json!({"alg": "ES256"}), json!({"sub": "a"}));
         assert_eq!(keys.verify(&no_kid), Ok(()));
         // Another kid than the key's: not verified by it.
-        let other = sign(&pair, json!({"alg": "ES256", "kid": "k2"}), json!({"sub": "a"}));
+        let other = sign(
+            &pair,
+            json!({"alg": "ES256", "kid": "k2"}),
+            json!({"sub": "a"}),
+        );
         assert_eq!(keys.verify(&other), Err("signature"));
         // The payload changed after signing.
         let parts: Vec<&str> = good.split('.').collect();

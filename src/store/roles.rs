@@ -103,10 +103,16 @@ impl Store {
         Ok(r.rows_affected() == 1)
     }
 
+    /// The user's own grants: given to them, and held through the SCIM groups they are a
+    /// member of (`scim_group_roles`; a mapped role that does not exist grants nothing).
     pub async fn grants_of(&self, user_id: &str) -> Result<Vec<GrantRow>> {
         Ok(sqlx::query_as(
             "SELECT g.role, g.app, r.seat FROM user_grants g JOIN roles r ON r.name = g.role \
-             WHERE g.user_id = $1 ORDER BY g.app, g.role",
+             WHERE g.user_id = $1 \
+             UNION SELECT m.role, m.app, r.seat FROM scim_group_members gm \
+             JOIN scim_groups sg ON sg.id = gm.group_id \
+             JOIN scim_group_roles m ON m.provider = sg.provider AND m.group_lower = sg.display_name_lower \
+             JOIN roles r ON r.name = m.role WHERE gm.user_id = $1 ORDER BY 2, 1",
         )
         .bind(user_id)
         .fetch_all(&self.pool)
@@ -119,7 +125,10 @@ impl Store {
         let (n,): (i64,) = sqlx::query_as(
             "SELECT COUNT(*) FROM users u WHERE u.status = 'active' AND (\
              EXISTS (SELECT 1 FROM user_grants g WHERE g.user_id = u.id AND g.role = 'admin' AND g.app = '*') \
-             OR EXISTS (SELECT 1 FROM org_grants g WHERE g.org_id = u.org_id AND g.role = 'admin' AND g.app = '*'))",
+             OR EXISTS (SELECT 1 FROM org_grants g WHERE g.org_id = u.org_id AND g.role = 'admin' AND g.app = '*') \
+             OR EXISTS (SELECT 1 FROM scim_group_members gm JOIN scim_groups sg ON sg.id = gm.group_id \
+             JOIN scim_group_roles m ON m.provider = sg.provider AND m.group_lower = sg.display_name_lower \
+             WHERE gm.user_id = u.id AND m.role = 'admin' AND m.app = '*'))",
         )
         .fetch_one(&self.pool)
         .await?;

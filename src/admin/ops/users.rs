@@ -136,6 +136,32 @@ impl Ops<'_> {
         Ok((self.user(email).await?, revoked))
     }
 
+    /// Whether the user may lose their full access (`doing` says how, for the message): never
+    /// the last full access administrator.
+    pub async fn may_lose_full_access(&self, user: &UserRow, doing: &str) -> OpResult<()> {
+        self.keep_a_full_admin(user, doing).await
+    }
+
+    /// Whether the user may be deprovisioned: never the last full access administrator.
+    pub async fn may_deprovision(&self, user: &UserRow) -> OpResult<()> {
+        self.keep_a_full_admin(user, "deprovisioned").await
+    }
+
+    /// Ends a user's access and keeps the account (SCIM `active = false` or DELETE): status
+    /// `deprovisioned`, every session ended on every instance (as `block` does), their seats
+    /// released. Refuses the last full access administrator. The caller audits (it knows
+    /// why); grants stay, so a reactivation restores them.
+    pub async fn deprovision(&self, user: &UserRow, reason: &str) -> OpResult<Revoked> {
+        self.may_deprovision(user).await?;
+        self.base
+            .store
+            .set_user_status(&user.id, UserStatus::Deprovisioned.as_str(), store::now())
+            .await?;
+        let revoked = self.end_sessions(user, reason).await?;
+        self.base.store.release_user_seats(&user.id).await?;
+        Ok(revoked)
+    }
+
     pub async fn unlock(&self, email: &str) -> OpResult<UserRow> {
         let user = self.user(email).await?;
         self.base.store.clear_failures(&user.id).await?;
