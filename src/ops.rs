@@ -112,6 +112,17 @@ async fn publish(core: &crate::core::Core) {
                 .set(f64::from(licensed));
         }
     }
+    match core.store.deprovisioning_counts().await {
+        Ok(rows) => {
+            for (_, step, n) in rows.into_iter().filter(|r| r.0 == "administrator") {
+                metrics::counter!("gatehouse_admin_deprovisioning_total", "step" => step)
+                    .absolute(n.max(0) as u64);
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "could not read the deprovisioning counts for /metrics")
+        }
+    }
     metrics::gauge!("gatehouse_sessions_cached").set(core.sessions.cached_count().await as f64);
     metrics::gauge!("gatehouse_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
     metrics::gauge!("gatehouse_start_time_seconds").set(m.started as f64);

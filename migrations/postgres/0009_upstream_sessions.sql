@@ -15,3 +15,12 @@ CREATE TABLE logout_tokens (
     expires_at BIGINT NOT NULL,
     PRIMARY KEY (provider, jti)
 );
+
+-- Deprovisioning done by administrators from the command line (another process than any
+-- server), counted here so that every instance's /metrics can show it.
+CREATE TABLE deprovisioning_counts (
+    source TEXT NOT NULL,
+    step   TEXT NOT NULL,
+    n      BIGINT NOT NULL,
+    PRIMARY KEY (source, step)
+);

@@ -184,6 +184,11 @@ fn describe() {
         "Deprovisioning steps taken by this instance, by source (scim, backchannel, \
          revalidation, administrator) and step (sessions ended, users deactivated, ...)"
     );
+    describe_counter!(
+        "gatehouse_admin_deprovisioning_total",
+        "Deprovisioning by administrators at the command line, by step (users blocked or \
+         deleted, sessions ended), for the whole installation (read from the database)"
+    );
     describe_gauge!(
         "gatehouse_sessions_cached",
         "Sessions held in this instance's cache"

@@ -16,6 +16,29 @@ pub struct DueSession {
 }
 
 impl Store {
+    /// Adds `n` to the recorded count of deprovisioning `step`s by `source`.
+    pub async fn count_deprovisioning(&self, source: &str, step: &str, n: i64) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO deprovisioning_counts (source, step, n) VALUES ($1, $2, $3) \
+             ON CONFLICT (source, step) DO UPDATE SET n = deprovisioning_counts.n + excluded.n",
+        )
+        .bind(source)
+        .bind(step)
+        .bind(n)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Every recorded count: (source, step, n).
+    pub async fn deprovisioning_counts(&self) -> Result<Vec<(String, String, i64)>> {
+        Ok(sqlx::query_as(
+            "SELECT source, step, n FROM deprovisioning_counts ORDER BY source, step",
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
     /// Records a logout token's `jti` as acted on until `expires_at`. `false` when it already
     /// was (a replay).
     pub async fn spend_logout_jti(

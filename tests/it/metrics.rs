@@ -230,3 +230,27 @@ async fn metrics_are_served_only_to_the_allowed_addresses() {
     assert_eq!(scrape(&server, Some("192.0.2.7")).await.0, 403);
     assert_eq!(scrape(&server, Some("10.1.2.3, 192.0.2.7")).await.0, 403);
 }
+
+/// What administrators deprovision at the command line (another process) shows on every
+/// instance's `/metrics`: people blocked and deleted, and the sessions that ended with them.
+#[tokio::test]
+async fn deprovisioning_by_administrators_is_counted_for_every_instance() {
+    let server = Server::start();
+    let _pat = signed_in(&server, "pat@example.test", &["limited"]).await;
+    let _sam = signed_in(&server, "sam@example.test", &["limited"]).await;
+    server.admin_ok(&["user", "block", "--email", "pat@example.test"]);
+    server.admin_ok(&["session", "revoke", "--email", "sam@example.test"]);
+    server.admin_ok(&["user", "delete", "--email", "sam@example.test"]);
+    let (status, _, text) = scrape(&server, None).await;
+    assert_eq!(status, 200);
+    let s = samples(&text);
+    let get = |step: &str| {
+        s.get(&format!(
+            "gatehouse_admin_deprovisioning_total{{step=\"{step}\"}}"
+        ))
+        .copied()
+    };
+    assert_eq!(get("users_blocked"), Some(1.0), "{text}");
+    assert_eq!(get("users_deleted"), Some(1.0), "{text}");
+    assert_eq!(get("sessions_ended"), Some(2.0), "pat's and sam's: {text}");
+}

@@ -81,6 +81,33 @@ impl Ops<'_> {
         .await;
     }
 
+    /// An administrator's deprovisioning at the command line, counted in the database for
+    /// every instance's `/metrics` (`gatehouse_admin_deprovisioning_total`): `users` people
+    /// and the sessions `revoked` ended. A server's own callers (SCIM) count in-process. A
+    /// failure to count is logged, never fails the operation.
+    async fn count_deprovisioning(&self, step: &str, users: i64, revoked: &Revoked) {
+        if self.actor.kind != audit::ActorKind::Cli {
+            return;
+        }
+        let mut counts = vec![("sessions_ended", revoked.sessions as i64)];
+        if users > 0 {
+            counts.push((step, users));
+        }
+        for (step, n) in counts {
+            if n == 0 {
+                continue;
+            }
+            if let Err(e) = self
+                .base
+                .store
+                .count_deprovisioning("administrator", step, n)
+                .await
+            {
+                tracing::warn!(error = %e, step, "could not count a deprovisioning step");
+            }
+        }
+    }
+
     pub async fn user(&self, email: &str) -> OpResult<UserRow> {
         self.base
             .store

@@ -39,6 +39,8 @@ impl Ops<'_> {
     pub async fn revoke_sessions_of(&self, email: &str) -> OpResult<Revoked> {
         let user = self.user(email).await?;
         let revoked = self.end_sessions(&user, "admin").await?;
+        self.count_deprovisioning("sessions_revoked", 0, &revoked)
+            .await;
         self.audit(
             "session.revoke",
             &user.email,

@@ -124,6 +124,8 @@ impl Ops<'_> {
         let action = if status == UserStatus::Active {
             "user.unblock"
         } else {
+            self.count_deprovisioning("users_blocked", 1, &revoked)
+                .await;
             "user.block"
         };
         self.audit(
@@ -265,6 +267,8 @@ impl Ops<'_> {
         self.keep_a_full_admin(&user, "deleted").await?;
         let revoked = self.end_sessions(&user, "deleted").await?;
         self.base.store.delete_user(&user.id).await?;
+        self.count_deprovisioning("users_deleted", 1, &revoked)
+            .await;
         self.audit(
             "user.delete",
             &user.email,
