@@ -101,20 +101,15 @@ async fn someone_else(
 /// The providers this person may continue with: the one the invitation names, or those of
 /// their email organization (every configured one when it names none).
 async fn providers(core: &Core, link: &PendingLink) -> Result<Vec<(String, String)>, AppError> {
-    let ids: Vec<String> = match (&link.provider, &link.org_id) {
-        (Some(p), _) => vec![p.clone()],
-        (None, Some(org)) => {
-            let allowed = core.store.org_provider_ids(org).await?;
-            if allowed.is_empty() {
-                (core.config.identity_providers.iter())
-                    .map(|p| p.id.clone())
-                    .collect()
-            } else {
-                allowed
-            }
-        }
-        (None, None) => Vec::new(),
+    let org_allows = match &link.org_id {
+        Some(org) => Some(core.store.org_provider_ids(org).await?),
+        None => None,
     };
+    let ids = crate::directory::invitation_providers(
+        &core.config.identity_providers,
+        link.provider.as_deref(),
+        org_allows,
+    );
     Ok(super::discovery::buttons(core, "", &ids, Some(&link.email)))
 }
 

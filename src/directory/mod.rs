@@ -19,5 +19,5 @@ pub use access::{
 pub use authority::{ADMIN_ROLE, FullAdmin, is_full_admin};
 pub use email::{normalize_email, valid_email};
 pub use org::{AccessBy, Holdings, Organization, org_refusal, shape_problem, valid_domain};
-pub use realm::{Concern, Realm, realm};
+pub use realm::{Concern, Realm, invitation_providers, realm};
 pub use status::{UserStatus, display_status, is_locked};

@@ -47,6 +47,24 @@ pub fn realm(configured: &[IdentityProviderConfig], concern: Concern<'_>) -> Rea
     }
 }
 
+/// The providers a person holding an invitation may continue with instead of a password:
+/// the one the invitation names; else, for a member of an email organization, the providers
+/// it allows (`org_allows`; every configured one when it names none); else none.
+pub fn invitation_providers(
+    configured: &[IdentityProviderConfig],
+    named: Option<&str>,
+    org_allows: Option<Vec<String>>,
+) -> Vec<String> {
+    match (named, org_allows) {
+        (Some(p), _) => vec![p.to_string()],
+        (None, Some(allowed)) if allowed.is_empty() => {
+            configured.iter().map(|p| p.id.clone()).collect()
+        }
+        (None, Some(allowed)) => allowed,
+        (None, None) => Vec::new(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -70,12 +70,12 @@ fn point(x: Vec<u8>, y: Vec<u8>, len: usize) -> Option<Vec<u8>> {
 }
 
 impl Keys {
-    /// The keys of `jwks` fit for signatures (`use` absent or `sig`); others are skipped.
-    pub fn from_jwks(jwks: &Value) -> Keys {
-        let list = jwks.get("keys").and_then(Value::as_array);
+    /// The keys of a JWK set fit for signatures (`use` absent or `sig`); others are skipped.
+    /// `None`: not a JWK set (no `keys` array).
+    pub fn from_jwks(jwks: &Value) -> Option<Keys> {
+        let list = jwks.get("keys").and_then(Value::as_array)?;
         let keys = list
-            .into_iter()
-            .flatten()
+            .iter()
             .filter(|k| k.get("use").is_none_or(|u| u == "sig"))
             .filter_map(|k| {
                 let material = match (
@@ -107,7 +107,12 @@ impl Keys {
                 })
             })
             .collect();
-        Keys(keys)
+        Some(Keys(keys))
+    }
+
+    /// Whether a usable key has this id (an unknown one makes the caller read the set again).
+    pub fn has_kid(&self, kid: &str) -> bool {
+        self.0.iter().any(|k| k.kid.as_deref() == Some(kid))
     }
 
     /// Checks the signature of the compact JWS `token` (see the module). `Err` names why:
@@ -207,7 +212,7 @@ mod tests {
     #[test]
     fn only_a_published_key_of_an_allowed_algorithm_verifies() {
         let (pair, jwk) = es256_key();
-        let keys = Keys::from_jwks(&json!({ "keys": [jwk.clone()] }));
+        let keys = Keys::from_jwks(&json!({ "keys": [jwk.clone()] })).unwrap();
         let good = sign(
             &pair,
             json!({"alg": "ES256", "kid": "k1"}),
@@ -262,7 +267,9 @@ mod tests {
         let mut enc = jwk;
         enc["use"] = json!("enc");
         assert_eq!(
-            Keys::from_jwks(&json!({ "keys": [enc] })).verify(&good),
+            Keys::from_jwks(&json!({ "keys": [enc] }))
+                .unwrap()
+                .verify(&good),
             Err("signature")
         );
         for junk in ["", "a", "a.b", "a.b.c.d", "!!.??.##"] {

@@ -7,7 +7,6 @@
 
 use crate::config::{IdentityProviderConfig, ProviderKind};
 use crate::error::AppError;
-use openidconnect::core::CoreJsonWebKeySet;
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -28,13 +27,6 @@ pub enum AuthMethod {
     Post,
 }
 
-/// A JWKS document as read.
-struct Fetched {
-    jwks: CoreJsonWebKeySet,
-    kids: Vec<String>,
-    keys: super::jws::Keys,
-}
-
 /// What discovery said, plus the keys of `jwks_uri`.
 pub struct Discovered {
     /// As the provider spells it; for Microsoft's multi-tenant endpoints a template holding
@@ -47,10 +39,7 @@ pub struct Discovered {
     /// RFC 9207 §3: the provider sends `iss` with every authorization response.
     pub iss_parameter: bool,
     pub auth_method: AuthMethod,
-    pub jwks: CoreJsonWebKeySet,
-    /// The key ids of `jwks`.
-    pub kids: Vec<String>,
-    /// `jwks` as signatures are checked (`sso::jws`).
+    /// The signing keys of `jwks_uri`, as signatures are checked (`sso::jws`).
     pub keys: super::jws::Keys,
 }
 
@@ -66,17 +55,6 @@ struct Metadata {
     authorization_response_iss_parameter_supported: bool,
     #[serde(default)]
     token_endpoint_auth_methods_supported: Option<Vec<String>>,
-}
-
-#[derive(Deserialize)]
-struct KidsOnly {
-    #[serde(default)]
-    keys: Vec<KidOnly>,
-}
-#[derive(Deserialize)]
-struct KidOnly {
-    #[serde(default)]
-    kid: Option<String>,
 }
 
 pub struct Provider {
@@ -125,18 +103,10 @@ impl Provider {
         r.json().await.map_err(|e| format!("{url}: {e}"))
     }
 
-    async fn fetch_jwks(&self, url: &Url) -> Result<Fetched, String> {
+    async fn fetch_jwks(&self, url: &Url) -> Result<super::jws::Keys, String> {
         let value: serde_json::Value = self.get_json(url.as_str()).await?;
-        let kids: KidsOnly =
-            serde_json::from_value(value.clone()).map_err(|e| format!("{url}: {e}"))?;
-        let keys = super::jws::Keys::from_jwks(&value);
-        let jwks: CoreJsonWebKeySet =
-            serde_json::from_value(value).map_err(|e| format!("{url}: {e}"))?;
-        Ok(Fetched {
-            jwks,
-            kids: kids.keys.into_iter().filter_map(|k| k.kid).collect(),
-            keys,
-        })
+        super::jws::Keys::from_jwks(&value)
+            .ok_or_else(|| format!("{url}: not a JWK set (no \"keys\" array)"))
     }
 
     /// Reads discovery and the keys, and caches them.
@@ -161,7 +131,7 @@ impl Provider {
                 );
             }
         };
-        let Fetched { jwks, kids, keys } = self.fetch_jwks(&m.jwks_uri).await?;
+        let keys = self.fetch_jwks(&m.jwks_uri).await?;
         let d = Arc::new(Discovered {
             issuer: m.issuer.trim_end_matches('/').to_string(),
             authorization_endpoint: m.authorization_endpoint,
@@ -170,8 +140,6 @@ impl Provider {
             jwks_uri: m.jwks_uri,
             iss_parameter: m.authorization_response_iss_parameter_supported,
             auth_method,
-            jwks,
-            kids,
             keys,
         });
         *self.current.write().expect("provider lock") = Some(d.clone());
@@ -210,20 +178,19 @@ impl Provider {
     pub async fn keys_for(&self, kid: Option<&str>) -> Result<Arc<Discovered>, AppError> {
         let d = self.metadata().await?;
         let Some(kid) = kid else { return Ok(d) };
-        if d.kids.iter().any(|k| k == kid) {
+        if d.keys.has_kid(kid) {
             return Ok(d);
         }
         let mut last = self.kid_refresh.lock().await;
         // Someone else may have refreshed while this one waited.
         let d = self.metadata().await?;
-        if d.kids.iter().any(|k| k == kid) || last.is_some_and(|t| t.elapsed() < KID_REFRESH_EVERY)
-        {
+        if d.keys.has_kid(kid) || last.is_some_and(|t| t.elapsed() < KID_REFRESH_EVERY) {
             return Ok(d);
         }
         *last = Some(Instant::now());
         match self.fetch_jwks(&d.jwks_uri).await {
-            Ok(Fetched { jwks, kids, keys }) => {
-                tracing::info!(provider = %self.config.id, kid, known = kids.iter().any(|k| k == kid), "identity provider keys refreshed for an unknown key id");
+            Ok(keys) => {
+                tracing::info!(provider = %self.config.id, kid, known = keys.has_kid(kid), "identity provider keys refreshed for an unknown key id");
                 let fresh = Arc::new(Discovered {
                     issuer: d.issuer.clone(),
                     authorization_endpoint: d.authorization_endpoint.clone(),
@@ -232,8 +199,6 @@ impl Provider {
                     jwks_uri: d.jwks_uri.clone(),
                     iss_parameter: d.iss_parameter,
                     auth_method: d.auth_method,
-                    jwks,
-                    kids,
                     keys,
                 });
                 *self.current.write().expect("provider lock") = Some(fresh.clone());

@@ -234,20 +234,15 @@ impl Ops<'_> {
             .await?;
         let base = self.public_base();
         let link = format!("{base}/invite?token={token}");
-        let providers = match (provider, org) {
-            (Some(p), _) => vec![p.to_string()],
-            (None, Some(o)) => {
-                let allowed = self.base.store.org_provider_ids(&o.id).await?;
-                if allowed.is_empty() {
-                    (self.base.config.identity_providers.iter())
-                        .map(|p| p.id.clone())
-                        .collect()
-                } else {
-                    allowed
-                }
-            }
-            (None, None) => Vec::new(),
+        let org_allows = match org {
+            Some(o) => Some(self.base.store.org_provider_ids(&o.id).await?),
+            None => None,
         };
+        let providers = crate::directory::invitation_providers(
+            &self.base.config.identity_providers,
+            provider,
+            org_allows,
+        );
         let names: Vec<&str> = (self.base.config.identity_providers.iter())
             .filter(|p| providers.contains(&p.id))
             .map(|p| p.name.as_str())
