@@ -820,9 +820,15 @@ async fn one_address_cannot_start_sign_ins_without_end() {
         .parse()
         .unwrap();
     assert!(wait > 0);
-    assert!(
+    // The log line arrives through the server's output pipe: wait for it (up to 5 s).
+    let logged = || {
         server
             .logs()
             .contains("too many upstream sign-ins started from one address")
-    );
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !logged() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(logged());
 }
